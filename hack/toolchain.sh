@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Builds, from source, the real tools the end-to-end tests and the local run need, into a cache outside the
+# repository keyed by version, and prints where they are. Idempotent: a tool whose binary is already cached is
+# not rebuilt, so a second run takes about a second.
+#
+#   hack/toolchain.sh            build what is missing, print "name path" lines
+#   hack/toolchain.sh --bin-dir  build what is missing, print only the directory to put on PATH
+#
+# Why from source: this machine reaches only the Go module proxy, Debian and npm. The Pulumi CLI, the
+# Kubernetes provider, the control plane and kwok all build from Go modules; etcd comes from Debian.
+# Versions live here, except the Pulumi CLI's, which is read from go.mod so the CLI and SDK never drift.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---- versions (one place each) ------------------------------------------------------------------------------
+pulumi_version=$(cd "$repo_root" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi/sdk/v3)
+# The only provider/v4 version the module proxy serves: a pseudo-version from 2026-01, about v4.25.0.
+# It must be built with its own pins (pkg/sdk v3.215.0, k8s sdk v4.24.0); newer ones do not compile with it.
+k8s_provider_module_version=v4.0.0-20260115033456-f47bc2d6f199
+k8s_provider_version=4.25.0-dev.f47bc2d6f199
+k8s_provider_pulumi_pin=v3.215.0
+k8s_provider_sdk_pin=v4.24.0
+# The plugin version the Kubernetes SDK in go.mod asks the engine for; the binary above is registered under it.
+k8s_plugin_version=$(cd "$repo_root" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi-kubernetes/sdk/v4)
+kubernetes_version=v1.33.13
+kwok_version=v0.7.0
+
+cache=${LOKLAK_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/loklak-dumps/tools}
+mkdir -p "$cache"
+
+log() { printf 'toolchain: %s\n' "$*" >&2; }
+
+# new_wrapper DIR: an empty wrapper module in DIR (go build -mod=mod fills in go.mod and go.sum).
+new_wrapper() {
+  rm -rf "$1" && mkdir -p "$1"
+  printf 'module toolwrap\n\ngo 1.24\n' >"$1/go.mod"
+}
+
+# ---- Pulumi CLI ---------------------------------------------------------------------------------------------
+build_pulumi() {
+  local out=$cache/pulumi/$pulumi_version
+  [[ -x $out/pulumi ]] && return
+  log "building the Pulumi CLI $pulumi_version (cold: about 6 minutes)"
+  local w=$cache/src/pulumi-$pulumi_version
+  new_wrapper "$w"
+  cat >>"$w/go.mod" <<EOF
+
+require (
+	github.com/pulumi/pulumi/pkg/v3 $pulumi_version
+	github.com/pulumi/pulumi/sdk/v3 $pulumi_version
+)
+
+// Copied from pkg/v3's own go.mod: replaces in dependencies are ignored.
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+EOF
+  (cd "$w" && GOFLAGS=-mod=mod go build -trimpath -o "$w/pulumi" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pulumi_version" \
+    github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+  mkdir -p "$out" && mv "$w/pulumi" "$out/pulumi"
+}
+
+# ---- Kubernetes resource provider ---------------------------------------------------------------------------
+build_k8s_provider() {
+  local out=$cache/pulumi-resource-kubernetes/$k8s_provider_version
+  [[ -x $out/pulumi-resource-kubernetes ]] && return
+  log "building pulumi-resource-kubernetes $k8s_provider_version (cold: about 12 minutes)"
+  local w=$cache/src/pulumi-resource-kubernetes-$k8s_provider_version
+  new_wrapper "$w"
+  cat >>"$w/go.mod" <<EOF
+
+require (
+	github.com/pulumi/pulumi-kubernetes/provider/v4 $k8s_provider_module_version
+	github.com/pulumi/pulumi-kubernetes/sdk/v4 $k8s_provider_sdk_pin
+	github.com/pulumi/pulumi/pkg/v3 $k8s_provider_pulumi_pin
+	github.com/pulumi/pulumi/sdk/v3 $k8s_provider_pulumi_pin
+)
+
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+EOF
+  (cd "$w" && GOFLAGS=-mod=mod go mod download github.com/pulumi/pulumi-kubernetes/provider/v4)
+  local src
+  src=$(cd "$w" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  # main.go //go:embeds schema-embed.json and terraform-mapping-embed.json, which the module zip lacks;
+  # the provider's own generate.go makes them from schema.json and terraform-mapping.json.
+  cp "$src"/cmd/pulumi-resource-kubernetes/{main.go,generate.go,schema.json,terraform-mapping.json} "$w/"
+  chmod u+w "$w"/*
+  (cd "$w" && GOFLAGS=-mod=mod VERSION=$k8s_provider_version go run generate.go)
+  (cd "$w" && GOFLAGS=-mod=mod go build -trimpath -o "$w/pulumi-resource-kubernetes" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$k8s_provider_version" .)
+  mkdir -p "$out" && mv "$w/pulumi-resource-kubernetes" "$out/"
+}
+
+# ---- Kubernetes control plane and kubectl -------------------------------------------------------------------
+build_kubernetes() {
+  local out=$cache/kubernetes/$kubernetes_version cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local missing=() c
+  for c in "${cmds[@]}"; do [[ -x $out/$c ]] || missing+=("$c"); done
+  ((${#missing[@]})) || return 0
+  log "building ${missing[*]} $kubernetes_version (cold: about 15 minutes)"
+  local w=$cache/src/kubernetes-$kubernetes_version
+  new_wrapper "$w"
+  printf '\nrequire k8s.io/kubernetes %s\n' "$kubernetes_version" >>"$w/go.mod"
+  # k8s.io/kubernetes replaces its staging modules with ./staging/src/...; map each to its v0.x release.
+  local gomod staging_version=v0.${kubernetes_version#v1.}
+  gomod=$(cd "$w" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kubernetes_version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}' >>"$w/go.mod"
+  local minor=${kubernetes_version#v1.}
+  minor=${minor%%.*}
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$kubernetes_version"
+  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$kubernetes_version"
+  mkdir -p "$out"
+  for c in "${missing[@]}"; do
+    (cd "$w" && GOFLAGS=-mod=mod go build -trimpath -o "$w/$c" -ldflags "$ld" "k8s.io/kubernetes/cmd/$c")
+    mv "$w/$c" "$out/$c"
+  done
+}
+
+# ---- kwok, the fake kubelet ---------------------------------------------------------------------------------
+build_kwok() {
+  local out=$cache/kwok/$kwok_version
+  [[ -x $out/kwok ]] && return
+  log "building kwok $kwok_version (cold: about 3 minutes)"
+  GOBIN=$out GOFLAGS= go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
+}
+
+# ---- etcd from Debian ---------------------------------------------------------------------------------------
+install_etcd() {
+  command -v etcd >/dev/null && return
+  log "installing etcd-server from Debian"
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >&2
+  else
+    sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >&2
+  fi
+  # Debian starts the packaged etcd as a service where systemd runs; the tests start their own on free ports.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
+    systemctl disable --now etcd >&2 || true
+  fi
+}
+
+# ---- one bin directory for the current versions -------------------------------------------------------------
+link_bin() {
+  local bin=$cache/bin-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version
+  mkdir -p "$bin"
+  ln -sf "$cache/pulumi/$pulumi_version/pulumi" "$bin/pulumi"
+  ln -sf "$cache/pulumi-resource-kubernetes/$k8s_provider_version/pulumi-resource-kubernetes" "$bin/pulumi-resource-kubernetes"
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    ln -sf "$cache/kubernetes/$kubernetes_version/$c" "$bin/$c"
+  done
+  ln -sf "$cache/kwok/$kwok_version/kwok" "$bin/kwok"
+  ln -sf "$(command -v etcd)" "$bin/etcd"
+  # The plugin version the SDK asks for, so the harness can register the binary under it.
+  printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
+  printf '%s\n' "$bin"
+}
+
+main() {
+  local only_bin=false
+  [[ ${1:-} == --bin-dir ]] && only_bin=true
+  install_etcd
+  build_pulumi
+  build_kubernetes
+  build_kwok
+  build_k8s_provider
+  local bin
+  bin=$(link_bin)
+  if $only_bin; then
+    printf '%s\n' "$bin"
+  else
+    local f
+    for f in "$bin"/*; do printf '%-28s %s\n' "$(basename "$f")" "$(readlink -f "$f")"; done
+    printf '\nexport PATH=%s:$PATH\n' "$bin"
+  fi
+}
+
+main "$@"

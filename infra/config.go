@@ -1,0 +1,446 @@
+package infra
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// DiskMode says who owns the Compute Engine disk that holds the dumps.
+type DiskMode string
+
+const (
+	// DiskCreate makes a new disk and manages it.
+	DiskCreate DiskMode = "create"
+	// DiskAdopt imports an existing disk (prod's data-dump-disk) and manages it from then on; never recreated.
+	DiskAdopt DiskMode = "adopt"
+	// DiskExternal uses a disk managed elsewhere: no GCP resource is declared, only its handle is used.
+	DiskExternal DiskMode = "external"
+)
+
+// Managed reports whether the stack declares the disk as a GCP resource.
+func (m DiskMode) Managed() bool { return m == DiskCreate || m == DiskAdopt }
+
+// Config is the whole, validated stack configuration. It is built only by ParseConfig, so a Config value
+// is always valid.
+type Config struct {
+	GCPProject string
+	Zone       string
+	Region     string // derived from Zone; the region key, when set, must agree
+	Disk       DiskConfig
+	Snapshots  SnapshotConfig
+	Kube       KubeConfig
+	Namespace  NamespaceConfig
+	Server     ServerConfig
+	Service    ServiceConfig
+}
+
+// DiskConfig describes the Compute Engine persistent disk that holds /loklak_server/data.
+type DiskConfig struct {
+	Mode   DiskMode
+	Name   string
+	SizeGB int
+	Type   string
+	Labels map[string]string
+	// Protect makes the engine refuse to delete or replace the disk.
+	Protect bool
+	// RetainOnDelete keeps the disk in GCP when the stack deletes it (destroy, or protect turned off).
+	RetainOnDelete bool
+}
+
+// VolumeHandle is the disk's ID as the PD CSI driver and Pulumi's import both spell it.
+func (d DiskConfig) VolumeHandle(project, zone string) string {
+	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, d.Name)
+}
+
+// SnapshotConfig is the optional snapshot schedule attached to a managed disk.
+type SnapshotConfig struct {
+	Schedule      string // none, hourly, daily, weekly
+	StartTime     string // HH:00, UTC
+	HoursInCycle  int    // hourly only
+	DayOfWeek     string // weekly only
+	RetentionDays int
+}
+
+// Enabled reports whether a snapshot schedule is declared.
+func (s SnapshotConfig) Enabled() bool { return s.Schedule != "none" }
+
+// KubeConfig selects the cluster. The kubeconfig content itself is a secret and is read separately.
+type KubeConfig struct {
+	Context string
+}
+
+// NamespaceConfig names the namespace of the loklak objects and says whether the stack owns it.
+type NamespaceConfig struct {
+	Name   string
+	Create bool
+}
+
+// ServerConfig describes the loklak_server container.
+type ServerConfig struct {
+	Image                 string
+	Replicas              int
+	HTTPPort              int
+	JavaHeap              string
+	CPURequest            string
+	CPULimit              string
+	MemoryRequest         string
+	MemoryLimit           string
+	StartupTimeoutSeconds int
+	DumpWriteEnabled      bool
+}
+
+// ServiceConfig describes the Service that exposes loklak's HTTP port (and with it /dump/).
+type ServiceConfig struct {
+	Type string
+	Port int
+}
+
+// FieldError is one bad config value: the key, the value as given, and what is allowed.
+type FieldError struct {
+	Key     string
+	Value   string
+	Allowed string
+}
+
+func (e FieldError) Error() string {
+	return fmt.Sprintf("config %s = %q: %s", e.Key, e.Value, e.Allowed)
+}
+
+// ConfigError carries every bad value at once, so a user fixes them in one round.
+type ConfigError struct {
+	Project string
+	Errors  []FieldError
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid stack configuration, %d problem(s); nothing was changed:", len(e.Errors))
+	for _, fe := range e.Errors {
+		fe.Key = e.Project + ":" + fe.Key
+		b.WriteString("\n  - " + fe.Error())
+	}
+	return b.String()
+}
+
+// Keys are the project's config keys with the type Pulumi.yaml declares for each. ParseConfig reads
+// exactly these (plus the secret kubeconfig), and a test checks Pulumi.yaml declares exactly these.
+var Keys = map[string]string{
+	"gcpProject":            "string",
+	"zone":                  "string",
+	"region":                "string",
+	"diskMode":              "string",
+	"diskName":              "string",
+	"diskSizeGb":            "integer",
+	"diskType":              "string",
+	"diskLabels":            "array",
+	"diskProtect":           "boolean",
+	"diskRetainOnDelete":    "boolean",
+	"snapshotSchedule":      "string",
+	"snapshotStartTime":     "string",
+	"snapshotHoursInCycle":  "integer",
+	"snapshotDayOfWeek":     "string",
+	"snapshotRetentionDays": "integer",
+	"kubeconfig":            "string",
+	"kubeContext":           "string",
+	"namespace":             "string",
+	"createNamespace":       "boolean",
+	"image":                 "string",
+	"replicas":              "integer",
+	"httpPort":              "integer",
+	"javaHeap":              "string",
+	"cpuRequest":            "string",
+	"cpuLimit":              "string",
+	"memoryRequest":         "string",
+	"memoryLimit":           "string",
+	"startupTimeoutSeconds": "integer",
+	"dumpWriteEnabled":      "boolean",
+	"serviceType":           "string",
+	"servicePort":           "integer",
+}
+
+// Limits and allowed values, named once so messages and checks agree.
+const (
+	minDiskSizeGB = 10    // Compute Engine's smallest standard/balanced/SSD zonal disk
+	maxDiskSizeGB = 65536 // 64 TiB, Compute Engine's largest zonal PD
+)
+
+var (
+	DiskTypes     = []string{"pd-standard", "pd-balanced", "pd-ssd"}
+	DiskModes     = []string{string(DiskCreate), string(DiskAdopt), string(DiskExternal)}
+	Schedules     = []string{"none", "hourly", "daily", "weekly"}
+	Weekdays      = []string{"MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"}
+	ServiceTypes  = []string{"ClusterIP", "NodePort", "LoadBalancer"}
+	zonePattern   = regexp.MustCompile(`^([a-z]+-[a-z]+[0-9]+)-[a-z]$`)
+	regionPattern = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
+	// GCP project IDs, optionally domain-scoped (example.com:my-project).
+	projectPattern = regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
+	// RFC 1035 label: Compute Engine resource names, and Kubernetes names that must also be DNS labels.
+	rfc1035Pattern = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	labelKey       = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelValue     = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+	hourPattern    = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
+	heapPattern    = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
+	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
+	imagePattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`)
+)
+
+// ParseConfig reads and validates every key through get, which returns a key's raw value (as the engine
+// hands it to the program: strings, with arrays as JSON text) and whether it is set. It never registers
+// anything; a non-nil error is a *ConfigError listing every bad value.
+func ParseConfig(project string, get func(key string) (string, bool)) (Config, error) {
+	p := parser{get: get}
+	var c Config
+
+	c.GCPProject = p.match("gcpProject", projectPattern, "a Google Cloud project ID: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
+	c.Zone = p.match("zone", zonePattern, "a Compute Engine zone such as us-central1-a")
+	if m := zonePattern.FindStringSubmatch(c.Zone); m != nil {
+		c.Region = m[1]
+	}
+	if region, ok := get("region"); ok && region != "" {
+		switch {
+		case !regionPattern.MatchString(region):
+			p.fail("region", region, "a Compute Engine region such as us-central1, or empty to derive it from zone")
+		case c.Region != "" && region != c.Region:
+			p.fail("region", region, fmt.Sprintf("must be the region of zone %q, which is %q (or empty)", c.Zone, c.Region))
+		}
+	}
+
+	c.Disk.Mode = DiskMode(p.oneOf("diskMode", DiskModes))
+	c.Disk.Name = p.match("diskName", rfc1035Pattern, "a Compute Engine disk name: 1 to 63 lowercase letters, digits or hyphens, starting with a letter, not ending with a hyphen")
+	c.Disk.SizeGB = p.intIn("diskSizeGb", minDiskSizeGB, maxDiskSizeGB, "GiB, Compute Engine's limits for a zonal persistent disk")
+	c.Disk.Type = p.oneOf("diskType", DiskTypes)
+	c.Disk.Labels = p.labels("diskLabels")
+	c.Disk.Protect = p.boolean("diskProtect")
+	c.Disk.RetainOnDelete = p.boolean("diskRetainOnDelete")
+
+	c.Snapshots.Schedule = p.oneOf("snapshotSchedule", Schedules)
+	if c.Snapshots.Enabled() {
+		if c.Disk.Mode == DiskExternal {
+			p.fail("snapshotSchedule", c.Snapshots.Schedule, `must be "none" when diskMode is "external": the disk is managed elsewhere, so is its backup`)
+		}
+		c.Snapshots.StartTime = p.match("snapshotStartTime", hourPattern, "an hour in UTC as HH:00, such as 03:00")
+		c.Snapshots.RetentionDays = p.intIn("snapshotRetentionDays", 1, 3650, "days")
+		switch c.Snapshots.Schedule {
+		case "hourly":
+			c.Snapshots.HoursInCycle = p.intIn("snapshotHoursInCycle", 1, 23, "hours between snapshots")
+		case "weekly":
+			c.Snapshots.DayOfWeek = p.oneOf("snapshotDayOfWeek", Weekdays)
+		}
+	}
+
+	c.Kube.Context = p.optional("kubeContext")
+	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
+	c.Namespace.Create = p.boolean("createNamespace")
+
+	c.Server.Image = p.image("image")
+	c.Server.Replicas = p.intIn("replicas", 0, 1, "pods; the dumps disk is ReadWriteOnce and attaches to one node, so more than one replica cannot mount it")
+	c.Server.HTTPPort = p.intIn("httpPort", 1, 65535, "a TCP port")
+	c.Server.CPURequest = p.quantity("cpuRequest")
+	c.Server.CPULimit = p.quantity("cpuLimit")
+	c.Server.MemoryRequest = p.quantity("memoryRequest")
+	c.Server.MemoryLimit = p.quantity("memoryLimit")
+	p.notAbove("cpuRequest", c.Server.CPURequest, "cpuLimit", c.Server.CPULimit)
+	p.notAbove("memoryRequest", c.Server.MemoryRequest, "memoryLimit", c.Server.MemoryLimit)
+	c.Server.JavaHeap = p.heap("javaHeap", c.Server.MemoryLimit)
+	c.Server.StartupTimeoutSeconds = p.intIn("startupTimeoutSeconds", 30, 1800, "seconds the JVM may take to answer /api/status.json")
+	c.Server.DumpWriteEnabled = p.boolean("dumpWriteEnabled")
+
+	c.Service.Type = p.oneOf("serviceType", ServiceTypes)
+	c.Service.Port = p.intIn("servicePort", 1, 65535, "a TCP port")
+
+	if len(p.errs) > 0 {
+		return Config{}, &ConfigError{Project: project, Errors: p.errs}
+	}
+	return c, nil
+}
+
+// parser reads raw values and collects every problem instead of stopping at the first.
+type parser struct {
+	get  func(string) (string, bool)
+	errs []FieldError
+}
+
+func (p *parser) fail(key, value, allowed string) {
+	p.errs = append(p.errs, FieldError{Key: key, Value: value, Allowed: allowed})
+}
+
+// required returns the key's value, or records that it is missing.
+func (p *parser) required(key, allowed string) (string, bool) {
+	v, ok := p.get(key)
+	if !ok || strings.TrimSpace(v) == "" {
+		p.fail(key, v, "is required: "+allowed)
+		return "", false
+	}
+	return v, true
+}
+
+func (p *parser) optional(key string) string {
+	v, _ := p.get(key)
+	return v
+}
+
+func (p *parser) match(key string, re *regexp.Regexp, allowed string) string {
+	v, ok := p.required(key, allowed)
+	if ok && !re.MatchString(v) {
+		p.fail(key, v, "must be "+allowed)
+		return ""
+	}
+	return v
+}
+
+func (p *parser) oneOf(key string, allowed []string) string {
+	what := "one of " + strings.Join(allowed, ", ")
+	v, ok := p.required(key, what)
+	if ok && !slices.Contains(allowed, v) {
+		p.fail(key, v, "must be "+what)
+		return ""
+	}
+	return v
+}
+
+func (p *parser) intIn(key string, lo, hi int, unit string) int {
+	allowed := fmt.Sprintf("an integer from %d to %d (%s)", lo, hi, unit)
+	v, ok := p.required(key, allowed)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		p.fail(key, v, "must be "+allowed)
+		return 0
+	}
+	return n
+}
+
+func (p *parser) boolean(key string) bool {
+	v, ok := p.required(key, "true or false")
+	if !ok {
+		return false
+	}
+	if v != "true" && v != "false" {
+		p.fail(key, v, "must be true or false")
+		return false
+	}
+	return v == "true"
+}
+
+// labels reads an array of "key=value" strings (Pulumi.yaml's config types have no map).
+func (p *parser) labels(key string) map[string]string {
+	const allowed = `a list of "key=value" strings: keys start with a lowercase letter, keys and values use lowercase letters, digits, "_" and "-", at most 63 characters`
+	raw := p.optional(key)
+	out := map[string]string{}
+	if strings.TrimSpace(raw) == "" {
+		return out
+	}
+	var items []string
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		p.fail(key, raw, "must be "+allowed)
+		return out
+	}
+	for _, item := range items {
+		k, v, found := strings.Cut(item, "=")
+		if !found || !labelKey.MatchString(k) || !labelValue.MatchString(v) {
+			p.fail(key, item, "must be "+allowed)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (p *parser) quantity(key string) string {
+	const allowed = "a Kubernetes quantity such as 500m, 1, 1Gi or 512Mi, greater than zero"
+	v, ok := p.required(key, allowed)
+	if !ok {
+		return ""
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil || q.Sign() <= 0 {
+		p.fail(key, v, "must be "+allowed)
+		return ""
+	}
+	return v
+}
+
+// notAbove checks a request against its limit; both are already valid quantities or empty.
+func (p *parser) notAbove(reqKey, req, limKey, lim string) {
+	if req == "" || lim == "" {
+		return
+	}
+	reqQ, limQ := resource.MustParse(req), resource.MustParse(lim)
+	if reqQ.Cmp(limQ) > 0 {
+		p.fail(reqKey, req, fmt.Sprintf("must not exceed %s (%s)", limKey, lim))
+	}
+}
+
+// heap checks the JVM heap (java -Xmx syntax) and that it leaves room below the memory limit.
+func (p *parser) heap(key, memoryLimit string) string {
+	const allowed = "a JVM heap size such as 512m or 2g"
+	v, ok := p.required(key, allowed)
+	if !ok {
+		return ""
+	}
+	m := heapPattern.FindStringSubmatch(v)
+	if m == nil {
+		p.fail(key, v, "must be "+allowed)
+		return ""
+	}
+	if memoryLimit == "" {
+		return v
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	shift := map[string]uint{"k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	heapBytes := n << shift
+	limit := resource.MustParse(memoryLimit)
+	if heapBytes >= limit.Value() {
+		p.fail(key, v, fmt.Sprintf("must be smaller than memoryLimit (%s): the JVM needs memory beyond its heap, or the container is OOM-killed", memoryLimit))
+		return ""
+	}
+	return v
+}
+
+// image requires an explicit, pinned reference: a tag other than latest, or a digest.
+func (p *parser) image(key string) string {
+	const allowed = "a container image pinned by tag or digest, such as loklak/loklak_server:<tag> or loklak/loklak_server@sha256:<digest> (never :latest)"
+	v, ok := p.required(key, allowed)
+	if !ok {
+		return ""
+	}
+	m := imagePattern.FindStringSubmatch(v)
+	switch {
+	case m == nil:
+		p.fail(key, v, "must be "+allowed)
+	case m[1] == "" && m[2] == "":
+		p.fail(key, v, "has neither tag nor digest; must be "+allowed)
+	case m[1] == "latest" && m[2] == "":
+		p.fail(key, v, "floats with :latest; must be "+allowed)
+	default:
+		return v
+	}
+	return ""
+}
+
+// SortedKeys returns the config keys in a stable order (for docs and tests).
+func SortedKeys() []string {
+	keys := make([]string, 0, len(Keys))
+	for k := range Keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// AsConfigError unwraps a *ConfigError from err.
+func AsConfigError(err error) (*ConfigError, bool) {
+	var ce *ConfigError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}

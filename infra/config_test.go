@@ -1,0 +1,108 @@
+package infra_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/infra"
+)
+
+// Each bad value must fail the program before it registers anything, with a message that names the key,
+// the value as given and what is allowed.
+func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
+	cases := []struct {
+		name      string
+		overrides map[string]string
+		key       string // the key the message must name
+		value     string // the value the message must quote
+		allowed   string // a fragment of what is allowed
+	}{
+		{"zone format", map[string]string{"zone": "uscentral1a"}, "zone", "uscentral1a", "zone such as us-central1-a"},
+		{"region of another zone", map[string]string{"region": "europe-west1"}, "region", "europe-west1", `region of zone "us-central1-a", which is "us-central1"`},
+		{"region format", map[string]string{"region": "central"}, "region", "central", "region such as us-central1"},
+		{"project id", map[string]string{"gcpProject": "My_Project"}, "gcpProject", "My_Project", "Google Cloud project ID"},
+		{"missing project", map[string]string{"gcpProject": ""}, "gcpProject", "", "is required"},
+		{"disk too small", map[string]string{"diskSizeGb": "5"}, "diskSizeGb", "5", "from 10 to 65536"},
+		{"disk too large", map[string]string{"diskSizeGb": "70000"}, "diskSizeGb", "70000", "from 10 to 65536"},
+		{"disk size not a number", map[string]string{"diskSizeGb": "ten"}, "diskSizeGb", "ten", "an integer"},
+		{"disk type", map[string]string{"diskType": "pd-extreme"}, "diskType", "pd-extreme", "pd-standard, pd-balanced, pd-ssd"},
+		{"disk mode", map[string]string{"diskMode": "import"}, "diskMode", "import", "create, adopt, external"},
+		{"disk name", map[string]string{"diskName": "Data_Dump"}, "diskName", "Data_Dump", "Compute Engine disk name"},
+		{"missing disk name", map[string]string{"diskName": ""}, "diskName", "", "is required"},
+		{"disk label", map[string]string{"diskLabels": `["Env=dev"]`}, "diskLabels", "Env=dev", `"key=value"`},
+		{"disk labels not a list", map[string]string{"diskLabels": `env=dev`}, "diskLabels", "env=dev", "a list"},
+		{"protect not boolean", map[string]string{"diskProtect": "yes"}, "diskProtect", "yes", "true or false"},
+		{"schedule", map[string]string{"snapshotSchedule": "monthly"}, "snapshotSchedule", "monthly", "none, hourly, daily, weekly"},
+		{"snapshot start", map[string]string{"snapshotSchedule": "daily", "snapshotStartTime": "03:30"}, "snapshotStartTime", "03:30", "HH:00"},
+		{"snapshot retention", map[string]string{"snapshotSchedule": "daily", "snapshotRetentionDays": "0"}, "snapshotRetentionDays", "0", "from 1 to 3650"},
+		{"snapshot weekday", map[string]string{"snapshotSchedule": "weekly", "snapshotDayOfWeek": "Funday"}, "snapshotDayOfWeek", "Funday", "MONDAY"},
+		{"snapshot hours", map[string]string{"snapshotSchedule": "hourly", "snapshotHoursInCycle": "24"}, "snapshotHoursInCycle", "24", "from 1 to 23"},
+		{"snapshots of an external disk", map[string]string{"diskMode": "external", "snapshotSchedule": "daily"}, "snapshotSchedule", "daily", "managed elsewhere"},
+		{"namespace", map[string]string{"namespace": "Loklak"}, "namespace", "Loklak", "DNS-1123"},
+		{"two replicas", map[string]string{"replicas": "2"}, "replicas", "2", "ReadWriteOnce"},
+		{"missing image", map[string]string{"image": ""}, "image", "", "is required"},
+		{"untagged image", map[string]string{"image": "loklak/loklak_server"}, "image", "loklak/loklak_server", "neither tag nor digest"},
+		{"latest image", map[string]string{"image": "loklak/loklak_server:latest"}, "image", "loklak/loklak_server:latest", ":latest"},
+		{"image reference", map[string]string{"image": "Loklak Server:1"}, "image", "Loklak Server:1", "pinned by tag or digest"},
+		{"cpu quantity", map[string]string{"cpuRequest": "fast"}, "cpuRequest", "fast", "Kubernetes quantity"},
+		{"memory quantity", map[string]string{"memoryLimit": "-1Gi"}, "memoryLimit", "-1Gi", "greater than zero"},
+		{"request above limit", map[string]string{"memoryRequest": "2Gi"}, "memoryRequest", "2Gi", "must not exceed memoryLimit"},
+		{"heap format", map[string]string{"javaHeap": "512MB"}, "javaHeap", "512MB", "JVM heap size"},
+		{"heap not below limit", map[string]string{"javaHeap": "1g"}, "javaHeap", "1g", "smaller than memoryLimit (1Gi)"},
+		{"startup timeout", map[string]string{"startupTimeoutSeconds": "5"}, "startupTimeoutSeconds", "5", "from 30 to 1800"},
+		{"service type", map[string]string{"serviceType": "Ingress"}, "serviceType", "Ingress", "ClusterIP, NodePort, LoadBalancer"},
+		{"http port", map[string]string{"httpPort": "70000"}, "httpPort", "70000", "a TCP port"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := runStack(t, "dev", tc.overrides)
+			if err == nil {
+				t.Fatalf("program accepted %v", tc.overrides)
+			}
+			msg := err.Error()
+			for _, part := range []string{"loklak-dumps:" + tc.key, `"` + tc.value + `"`, tc.allowed} {
+				if !strings.Contains(msg, part) {
+					t.Errorf("error does not contain %q:\n%s", part, msg)
+				}
+			}
+			if n := len(rec.Resources()); n != 0 {
+				t.Errorf("%d resources registered before the error, want 0", n)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	_, err := runStack(t, "dev", map[string]string{"zone": "nowhere", "diskSizeGb": "1", "replicas": "3", "image": "x"})
+	ce, ok := infra.AsConfigError(err)
+	if !ok {
+		t.Fatalf("want a *ConfigError, got %v", err)
+	}
+	var keys []string
+	for _, fe := range ce.Errors {
+		keys = append(keys, fe.Key)
+	}
+	if got, want := strings.Join(keys, ","), "zone,diskSizeGb,image,replicas"; got != want {
+		t.Errorf("keys with errors = %s, want %s", got, want)
+	}
+	if !strings.Contains(err.Error(), "4 problem(s); nothing was changed") {
+		t.Errorf("summary missing from: %s", err)
+	}
+}
+
+func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
+	for _, overrides := range []map[string]string{
+		{"diskSizeGb": "10"},
+		{"diskSizeGb": "65536"},
+		{"replicas": "0"},
+		{"region": "us-central1"},
+		{"image": "loklak/loklak_server@sha256:" + strings.Repeat("a", 64)},
+		{"image": "registry.example.com:5000/loklak/server:v1.2"},
+		{"javaHeap": "1000m", "memoryLimit": "1Gi"},
+		{"gcpProject": "example.com:loklak-prod"},
+	} {
+		if _, err := runStack(t, "dev", overrides); err != nil {
+			t.Errorf("%v refused: %v", overrides, err)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package infra
+
+import (
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// DumpDisk is the Compute Engine persistent disk that holds loklak's data directory, and its backups.
+// In external mode it declares no GCP resource and only carries the disk's identity.
+type DumpDisk struct {
+	pulumi.ResourceState
+
+	// Name, Zone and SizeGB come from the disk's outputs when the stack manages it, so everything
+	// downstream (the PV's handle, capacity and zone affinity) waits for the disk.
+	Name   pulumi.StringOutput
+	Zone   pulumi.StringOutput
+	SizeGB pulumi.IntOutput
+	Type   pulumi.StringOutput
+	// VolumeHandle is projects/P/zones/Z/disks/N, the PD CSI driver's volume ID.
+	VolumeHandle pulumi.StringOutput
+	// Disk is nil in external mode.
+	Disk *compute.Disk
+	// SnapshotPolicy is nil when no schedule is configured.
+	SnapshotPolicy *compute.ResourcePolicy
+}
+
+// NewDumpDisk declares (or, in external mode, describes) the dumps disk.
+func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*DumpDisk, error) {
+	d := &DumpDisk{}
+	if err := ctx.RegisterComponentResource("loklak-dumps:storage:DumpDisk", name, d, opts...); err != nil {
+		return nil, err
+	}
+	handle := cfg.Disk.VolumeHandle(cfg.GCPProject, cfg.Zone)
+
+	if !cfg.Disk.Mode.Managed() {
+		d.Name = pulumi.String(cfg.Disk.Name).ToStringOutput()
+		d.Zone = pulumi.String(cfg.Zone).ToStringOutput()
+		d.SizeGB = pulumi.Int(cfg.Disk.SizeGB).ToIntOutput()
+		d.Type = pulumi.String(cfg.Disk.Type).ToStringOutput()
+		d.VolumeHandle = pulumi.String(handle).ToStringOutput()
+		return d, ctx.RegisterResourceOutputs(d, pulumi.Map{"volumeHandle": d.VolumeHandle})
+	}
+
+	// The dumps are the reason this project exists: by default the engine refuses to delete or replace the
+	// disk (protect), and even a delete the user allows leaves it in GCP (retainOnDelete). Growing Size is
+	// an in-place update; shrinking it would be a replacement, which protect turns into a loud error.
+	diskOpts := []pulumi.ResourceOption{
+		pulumi.Parent(d),
+		pulumi.Protect(cfg.Disk.Protect),
+		pulumi.RetainOnDelete(cfg.Disk.RetainOnDelete),
+	}
+	if cfg.Disk.Mode == DiskAdopt {
+		// Adopt the existing disk by its ID instead of creating one. The engine ignores this option once
+		// the disk is in the state, so later updates never recreate it.
+		diskOpts = append(diskOpts, pulumi.Import(pulumi.ID(handle)))
+	}
+	disk, err := compute.NewDisk(ctx, cfg.Disk.Name, &compute.DiskArgs{
+		Name:    pulumi.String(cfg.Disk.Name),
+		Project: pulumi.String(cfg.GCPProject),
+		Zone:    pulumi.String(cfg.Zone),
+		Size:    pulumi.Int(cfg.Disk.SizeGB),
+		Type:    pulumi.String(cfg.Disk.Type),
+		Labels:  pulumi.ToStringMap(cfg.Disk.Labels),
+	}, diskOpts...)
+	if err != nil {
+		return nil, err
+	}
+	d.Disk = disk
+	d.Name = disk.Name
+	d.Zone = disk.Zone
+	d.SizeGB = disk.Size
+	d.Type = disk.Type.Elem()
+	d.VolumeHandle = pulumi.Sprintf("projects/%s/zones/%s/disks/%s", disk.Project, disk.Zone, disk.Name)
+
+	if cfg.Snapshots.Enabled() {
+		if d.SnapshotPolicy, err = newSnapshotSchedule(ctx, cfg, disk, pulumi.Parent(d)); err != nil {
+			return nil, err
+		}
+	}
+	return d, ctx.RegisterResourceOutputs(d, pulumi.Map{
+		"diskId":       disk.ID(),
+		"volumeHandle": d.VolumeHandle,
+	})
+}
+
+// newSnapshotSchedule declares a snapshot schedule in the disk's region and attaches it to the disk.
+// The attachment is its own resource because the disk's resourcePolicies field cannot be updated in place.
+func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, parent pulumi.ResourceOption) (*compute.ResourcePolicy, error) {
+	s := cfg.Snapshots
+	schedule := &compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs{}
+	switch s.Schedule {
+	case "hourly":
+		schedule.HourlySchedule = &compute.ResourcePolicySnapshotSchedulePolicyScheduleHourlyScheduleArgs{
+			HoursInCycle: pulumi.Int(s.HoursInCycle),
+			StartTime:    pulumi.String(s.StartTime),
+		}
+	case "daily":
+		schedule.DailySchedule = &compute.ResourcePolicySnapshotSchedulePolicyScheduleDailyScheduleArgs{
+			DaysInCycle: pulumi.Int(1),
+			StartTime:   pulumi.String(s.StartTime),
+		}
+	case "weekly":
+		schedule.WeeklySchedule = &compute.ResourcePolicySnapshotSchedulePolicyScheduleWeeklyScheduleArgs{
+			DayOfWeeks: compute.ResourcePolicySnapshotSchedulePolicyScheduleWeeklyScheduleDayOfWeekArray{
+				&compute.ResourcePolicySnapshotSchedulePolicyScheduleWeeklyScheduleDayOfWeekArgs{
+					Day:       pulumi.String(s.DayOfWeek),
+					StartTime: pulumi.String(s.StartTime),
+				},
+			},
+		}
+	}
+	policyName := cfg.Disk.Name + "-snapshots"
+	policy, err := compute.NewResourcePolicy(ctx, policyName, &compute.ResourcePolicyArgs{
+		Name:    pulumi.String(policyName),
+		Project: pulumi.String(cfg.GCPProject),
+		Region:  pulumi.String(cfg.Region),
+		SnapshotSchedulePolicy: &compute.ResourcePolicySnapshotSchedulePolicyArgs{
+			Schedule: schedule,
+			RetentionPolicy: &compute.ResourcePolicySnapshotSchedulePolicyRetentionPolicyArgs{
+				MaxRetentionDays: pulumi.Int(s.RetentionDays),
+				// Snapshots outlive the disk: they are the way back if the disk is ever lost.
+				OnSourceDiskDelete: pulumi.String("KEEP_AUTO_SNAPSHOTS"),
+			},
+			SnapshotProperties: &compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs{
+				Labels: pulumi.ToStringMap(cfg.Disk.Labels),
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	_, err = compute.NewDiskResourcePolicyAttachment(ctx, policyName, &compute.DiskResourcePolicyAttachmentArgs{
+		Disk:    disk.Name,
+		Name:    policy.Name,
+		Project: disk.Project,
+		Zone:    disk.Zone,
+	}, parent)
+	return policy, err
+}

@@ -1,0 +1,181 @@
+package infra
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+const (
+	// ServerName names the Deployment, its container's app label and the Service.
+	ServerName = "loklak-server"
+	// StatusPath answers once loklak is up (StatusService).
+	StatusPath = "/api/status.json"
+	// probePeriodSeconds is how often the startup probe asks; startupTimeoutSeconds / period = attempts.
+	probePeriodSeconds = 10
+)
+
+// Server is loklak_server: one pod on the dumps claim, and a Service that reaches /dump/.
+type Server struct {
+	pulumi.ResourceState
+
+	Deployment *appsv1.Deployment
+	Service    *corev1.Service
+	// DumpURL is where /dump/ answers: the load balancer's address, or the in-cluster DNS name.
+	DumpURL pulumi.StringOutput
+}
+
+// ServerArgs wires the server to its namespace and claim by their outputs.
+type ServerArgs struct {
+	Namespace pulumi.StringOutput
+	ClaimName pulumi.StringOutput
+	Config    ServerConfig
+	Service   ServiceConfig
+}
+
+// NewServer declares the loklak Deployment and its Service.
+func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi.ResourceOption) (*Server, error) {
+	s := &Server{}
+	if err := ctx.RegisterComponentResource("loklak-dumps:app:Server", name, s, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(s)
+	c := args.Config
+	labels := pulumi.StringMap{
+		"app.kubernetes.io/name":    pulumi.String(ServerName),
+		"app.kubernetes.io/part-of": pulumi.String("loklak-dumps"),
+	}
+	selector := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String(ServerName)}
+	httpProbe := &corev1.HTTPGetActionArgs{Path: pulumi.String(StatusPath), Port: pulumi.String("http")}
+
+	dep, err := appsv1.NewDeployment(ctx, ServerName, &appsv1.DeploymentArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels},
+		Spec: &appsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(c.Replicas),
+			Selector: &metav1.LabelSelectorArgs{MatchLabels: selector},
+			// Recreate, not RollingUpdate: the dumps disk is ReadWriteOnce. A rolling update starts the new
+			// pod before the old one stops; on another node it hangs forever on "Multi-Attach error".
+			// Recreate stops the old pod first, so the disk detaches before the new pod mounts it.
+			Strategy: &appsv1.DeploymentStrategyArgs{Type: pulumi.String("Recreate")},
+			Template: &corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+				Spec: &corev1.PodSpecArgs{
+					// loklak never talks to the Kubernetes API: no token in the pod.
+					AutomountServiceAccountToken: pulumi.Bool(false),
+					Containers: corev1.ContainerArray{&corev1.ContainerArgs{
+						Name:  pulumi.String("loklak"),
+						Image: pulumi.String(c.Image),
+						Ports: corev1.ContainerPortArray{&corev1.ContainerPortArgs{
+							Name: pulumi.String("http"), ContainerPort: pulumi.Int(c.HTTPPort), Protocol: pulumi.String("TCP"),
+						}},
+						// loklak reads config from env with "." spelled "_"; PORT and ENVXmx are its own overrides.
+						Env: corev1.EnvVarArray{
+							envVar("PORT", strconv.Itoa(c.HTTPPort)),
+							envVar("ENVXmx", c.JavaHeap),
+							envVar("dump_write_enabled", strconv.FormatBool(c.DumpWriteEnabled)),
+						},
+						VolumeMounts: corev1.VolumeMountArray{&corev1.VolumeMountArgs{
+							Name: pulumi.String("data"), MountPath: pulumi.String(DataPath),
+						}},
+						// The JVM starts slowly: the startup probe gives it startupTimeoutSeconds before the
+						// liveness probe may restart it.
+						StartupProbe: &corev1.ProbeArgs{
+							HttpGet:          httpProbe,
+							PeriodSeconds:    pulumi.Int(probePeriodSeconds),
+							TimeoutSeconds:   pulumi.Int(5),
+							FailureThreshold: pulumi.Int(startupAttempts(c.StartupTimeoutSeconds)),
+						},
+						ReadinessProbe: &corev1.ProbeArgs{
+							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5), FailureThreshold: pulumi.Int(3),
+						},
+						LivenessProbe: &corev1.ProbeArgs{
+							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(20), TimeoutSeconds: pulumi.Int(10), FailureThreshold: pulumi.Int(3),
+						},
+						Resources: &corev1.ResourceRequirementsArgs{
+							Requests: pulumi.StringMap{"cpu": pulumi.String(c.CPURequest), "memory": pulumi.String(c.MemoryRequest)},
+							Limits:   pulumi.StringMap{"cpu": pulumi.String(c.CPULimit), "memory": pulumi.String(c.MemoryLimit)},
+						},
+						SecurityContext: &corev1.SecurityContextArgs{
+							AllowPrivilegeEscalation: pulumi.Bool(false),
+						},
+					}},
+					Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
+						Name:                  pulumi.String("data"),
+						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
+					}},
+				},
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	svc, err := corev1.NewService(ctx, ServerName, &corev1.ServiceArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels},
+		Spec: &corev1.ServiceSpecArgs{
+			Type: pulumi.String(args.Service.Type),
+			// Select the pods through the Deployment's output, so the Service follows the Deployment.
+			Selector: dep.Spec.Selector().MatchLabels(),
+			Ports: corev1.ServicePortArray{&corev1.ServicePortArgs{
+				Name: pulumi.String("http"), Port: pulumi.Int(args.Service.Port), TargetPort: pulumi.String("http"), Protocol: pulumi.String("TCP"),
+			}},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	s.Deployment, s.Service = dep, svc
+	s.DumpURL = dumpURL(svc, args.Service)
+	return s, ctx.RegisterResourceOutputs(s, pulumi.Map{
+		"deploymentName": dep.Metadata.Name(),
+		"serviceName":    svc.Metadata.Name(),
+		"dumpUrl":        s.DumpURL,
+	})
+}
+
+func envVar(name, value string) *corev1.EnvVarArgs {
+	return &corev1.EnvVarArgs{Name: pulumi.String(name), Value: pulumi.String(value)}
+}
+
+// startupAttempts turns a start-up allowance in seconds into a probe failure threshold (rounded up).
+func startupAttempts(timeoutSeconds int) int {
+	return (timeoutSeconds + probePeriodSeconds - 1) / probePeriodSeconds
+}
+
+// dumpURL is the address of /dump/: the load balancer's IP or hostname once it has one, otherwise the
+// Service's in-cluster DNS name (reach it with kubectl port-forward).
+func dumpURL(svc *corev1.Service, cfg ServiceConfig) pulumi.StringOutput {
+	return pulumi.All(svc.Metadata.Name(), svc.Metadata.Namespace(), svc.Status).ApplyT(func(v []any) string {
+		name, namespace := deref(v[0]), deref(v[1])
+		if st, ok := v[2].(*corev1.ServiceStatus); ok && st != nil && st.LoadBalancer != nil {
+			for _, in := range st.LoadBalancer.Ingress {
+				if host := firstNonEmpty(deref(in.Ip), deref(in.Hostname)); host != "" {
+					return fmt.Sprintf("http://%s:%d/dump/", host, cfg.Port)
+				}
+			}
+		}
+		return fmt.Sprintf("http://%s.%s.svc.cluster.local:%d/dump/", name, namespace, cfg.Port)
+	}).(pulumi.StringOutput)
+}
+
+func deref(p any) string {
+	if s, ok := p.(*string); ok && s != nil {
+		return *s
+	}
+	return ""
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+// Package infra declares the loklak dumps stack:
+//
+//	GCE disk -> StorageClass -> PersistentVolume -> PersistentVolumeClaim -> Deployment (+ Service)
+//
+// Every link takes the previous link's outputs as inputs, so the engine orders creates, updates and deletes
+// from the data flow alone.
+package infra
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+)
+
+// Program is the whole stack with its outputs exported; main.go runs it under pulumi.Run, the end-to-end
+// tests through the Automation API.
+func Program(ctx *pulumi.Context) error {
+	outputs, err := Stack(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
+		ctx.Export(name, outputs[name])
+	}
+	return nil
+}
+
+// Stack validates all configuration before it registers anything, then declares the stack and returns
+// its outputs.
+func Stack(ctx *pulumi.Context) (pulumi.Map, error) {
+	cfg, err := ParseConfig(ctx.Project(), func(key string) (string, bool) {
+		v, err := config.Try(ctx, key) // fails only when the key is unset
+		return v, err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Deploy(ctx, cfg)
+}
+
+// Deploy declares every resource for a valid Config and returns the stack outputs.
+func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
+	k8s, err := newKubernetesProvider(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	onCluster := pulumi.Provider(k8s)
+
+	namespace, err := newNamespace(ctx, cfg.Namespace, onCluster)
+	if err != nil {
+		return nil, err
+	}
+
+	disk, err := NewDumpDisk(ctx, "dump-disk", cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	volume, err := NewDumpVolume(ctx, "dump-volume", DumpVolumeArgs{
+		Disk:      disk,
+		Namespace: namespace,
+		Name:      cfg.Namespace.Name + "-dump",
+	}, pulumi.Providers(k8s))
+	if err != nil {
+		return nil, err
+	}
+
+	server, err := NewServer(ctx, "server", ServerArgs{
+		Namespace: namespace,
+		ClaimName: volume.ClaimName,
+		Config:    cfg.Server,
+		Service:   cfg.Service,
+	}, pulumi.Providers(k8s))
+	if err != nil {
+		return nil, err
+	}
+
+	outputs := pulumi.Map{
+		"diskName":                  disk.Name,
+		"volumeHandle":              disk.VolumeHandle,
+		"storageClassName":          volume.StorageClass.Metadata.Name().Elem(),
+		"persistentVolumeName":      volume.VolumeName,
+		"persistentVolumeClaimName": volume.ClaimName,
+		"namespace":                 namespace,
+		"deploymentName":            server.Deployment.Metadata.Name().Elem(),
+		"serviceName":               server.Service.Metadata.Name().Elem(),
+		"dumpUrl":                   server.DumpURL,
+	}
+	if disk.Disk != nil {
+		outputs["diskId"] = disk.Disk.ID().ToStringOutput()
+	}
+	return outputs, nil
+}
+
+// newKubernetesProvider builds the one provider every Kubernetes resource uses: never the ambient default.
+// With no kubeconfig in config it reads KUBECONFIG or ~/.kube/config, as kubectl does.
+func newKubernetesProvider(ctx *pulumi.Context, cfg Config) (*kubernetes.Provider, error) {
+	args := &kubernetes.ProviderArgs{}
+	// Read as a secret so neither the state nor the preview shows it in clear.
+	if kubeconfig, err := config.TrySecret(ctx, "kubeconfig"); err == nil {
+		args.Kubeconfig = kubeconfig
+	}
+	if cfg.Kube.Context != "" {
+		args.Context = pulumi.String(cfg.Kube.Context)
+	}
+	return kubernetes.NewProvider(ctx, "cluster", args)
+}
+
+// newNamespace declares the namespace, or, when the stack must not own it (an existing `web` from 2017),
+// only names it.
+func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	if !cfg.Create {
+		return pulumi.String(cfg.Name).ToStringOutput(), nil
+	}
+	ns, err := corev1.NewNamespace(ctx, cfg.Name, &corev1.NamespaceArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name:   pulumi.String(cfg.Name),
+			Labels: pulumi.StringMap{"app.kubernetes.io/part-of": pulumi.String("loklak-dumps")},
+		},
+	}, opts...)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	return ns.Metadata.Name().Elem(), nil
+}

@@ -1,0 +1,323 @@
+package infra_test
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/infra"
+	"github.com/loklak/loklak-dumps/internal/recorder"
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+)
+
+const project = "loklak-dumps"
+
+// Resource type tokens, as the engine sees them.
+const (
+	tDisk         = "gcp:compute/disk:Disk"
+	tPolicy       = "gcp:compute/resourcePolicy:ResourcePolicy"
+	tAttachment   = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
+	tK8sProvider  = "pulumi:providers:kubernetes"
+	tNamespace    = "kubernetes:core/v1:Namespace"
+	tStorageClass = "kubernetes:storage.k8s.io/v1:StorageClass"
+	tPV           = "kubernetes:core/v1:PersistentVolume"
+	tPVC          = "kubernetes:core/v1:PersistentVolumeClaim"
+	tDeployment   = "kubernetes:apps/v1:Deployment"
+	tService      = "kubernetes:core/v1:Service"
+	tDumpDisk     = "loklak-dumps:storage:DumpDisk"
+	tDumpVolume   = "loklak-dumps:storage:DumpVolume"
+	tServer       = "loklak-dumps:app:Server"
+)
+
+// runStack runs the real program on the real Pulumi.yaml defaults and Pulumi.<stack>.yaml, with overrides
+// (an empty value unsets a key).
+func runStack(t *testing.T, stack string, overrides map[string]string) (*recorder.Recorder, error) {
+	t.Helper()
+	_, values, err := stackconfig.Load("..", stack)
+	if err != nil {
+		t.Fatalf("load stack %s: %v", stack, err)
+	}
+	return recorder.Run(t, project, stack, values.With(overrides), infra.Stack)
+}
+
+func mustRun(t *testing.T, stack string, overrides map[string]string) *recorder.Recorder {
+	t.Helper()
+	rec, err := runStack(t, stack, overrides)
+	if err != nil {
+		t.Fatalf("program failed: %v", err)
+	}
+	return rec
+}
+
+func want[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func wantDeep(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %#v, want %#v", what, got, want)
+	}
+}
+
+func wantDependsOn(t *testing.T, r recorder.Resource, typ, name string) {
+	t.Helper()
+	if !slices.Contains(r.DependsOn, typ+"::"+name) {
+		t.Errorf("%s does not depend on %s::%s through its inputs; depends on %v", r.Key(), typ, name, r.DependsOn)
+	}
+}
+
+func wantParent(t *testing.T, rec *recorder.Recorder, r recorder.Resource, typ string) {
+	t.Helper()
+	p, ok := rec.ByURN(r.Parent)
+	if !ok || p.Type != typ {
+		t.Errorf("%s: parent %q, want a %s", r.Key(), r.Parent, typ)
+	}
+}
+
+func TestDevStack(t *testing.T) {
+	rec := mustRun(t, "dev", nil)
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+
+	t.Run("disk is created, protected and retained", func(t *testing.T) {
+		d := rec.One(t, tDisk)
+		want(t, "name", d.String("name"), "loklak-dev-data")
+		want(t, "project", d.String("project"), "loklak-server")
+		want(t, "zone", d.String("zone"), "us-central1-a")
+		want(t, "size", d.Get("size"), any(float64(10)))
+		want(t, "type", d.String("type"), "pd-standard")
+		wantDeep(t, "labels", d.Get("labels"), any(map[string]any{"app": "loklak", "env": "dev"}))
+		want(t, "protect", d.Protect, true)
+		want(t, "retainOnDelete", d.RetainOnDelete, true)
+		want(t, "import ID (create mode)", d.ImportID, "")
+		wantParent(t, rec, d, tDumpDisk)
+		want(t, "snapshot policies", len(rec.OfType(tPolicy))+len(rec.OfType(tAttachment)), 0)
+	})
+
+	t.Run("storage class is CSI, retained, expandable, and follows the disk", func(t *testing.T) {
+		sc := rec.One(t, tStorageClass)
+		want(t, "name", sc.String("metadata.name"), "loklak-dev-dump")
+		want(t, "provisioner", sc.String("provisioner"), "pd.csi.storage.gke.io")
+		want(t, "type parameter", sc.String("parameters.type"), "pd-standard")
+		want(t, "reclaimPolicy", sc.String("reclaimPolicy"), "Retain")
+		want(t, "allowVolumeExpansion", sc.Get("allowVolumeExpansion"), any(true))
+		wantDependsOn(t, sc, tDisk, "loklak-dev-data")
+		wantParent(t, rec, sc, tDumpVolume)
+	})
+
+	t.Run("persistent volume is exactly the disk, in its zone, for our claim", func(t *testing.T) {
+		pv := rec.One(t, tPV)
+		want(t, "name", pv.String("metadata.name"), "loklak-dev-dump")
+		want(t, "csi.driver", pv.String("spec.csi.driver"), "pd.csi.storage.gke.io")
+		want(t, "csi.volumeHandle", pv.String("spec.csi.volumeHandle"), handle)
+		want(t, "csi.fsType", pv.String("spec.csi.fsType"), "ext4")
+		want(t, "gcePersistentDisk (in-tree, removed)", pv.Get("spec.gcePersistentDisk"), nil)
+		wantDeep(t, "accessModes", pv.Get("spec.accessModes"), any([]any{"ReadWriteOnce"}))
+		want(t, "reclaim policy", pv.String("spec.persistentVolumeReclaimPolicy"), "Retain")
+		want(t, "capacity", pv.String("spec.capacity.storage"), "10Gi")
+		want(t, "storageClassName", pv.String("spec.storageClassName"), "loklak-dev-dump")
+		term := "spec.nodeAffinity.required.nodeSelectorTerms.0.matchExpressions.0."
+		want(t, "affinity key", pv.String(term+"key"), "topology.gke.io/zone")
+		want(t, "affinity operator", pv.String(term+"operator"), "In")
+		wantDeep(t, "affinity zones", pv.Get(term+"values"), any([]any{"us-central1-a"}))
+		want(t, "claimRef.name", pv.String("spec.claimRef.name"), "dump")
+		want(t, "claimRef.namespace", pv.String("spec.claimRef.namespace"), "loklak-dev")
+		wantDependsOn(t, pv, tStorageClass, "loklak-dev-dump")
+		wantDependsOn(t, pv, tDisk, "loklak-dev-data")
+	})
+
+	t.Run("claim binds to exactly that volume", func(t *testing.T) {
+		pvc := rec.One(t, tPVC)
+		want(t, "name", pvc.String("metadata.name"), "dump")
+		want(t, "namespace", pvc.String("metadata.namespace"), "loklak-dev")
+		want(t, "volumeName", pvc.String("spec.volumeName"), "loklak-dev-dump")
+		want(t, "storageClassName", pvc.String("spec.storageClassName"), "loklak-dev-dump")
+		want(t, "request", pvc.String("spec.resources.requests.storage"), "10Gi")
+		wantDeep(t, "accessModes", pvc.Get("spec.accessModes"), any([]any{"ReadWriteOnce"}))
+		wantDependsOn(t, pvc, tPV, "loklak-dev-dump")
+		wantDependsOn(t, pvc, tNamespace, "loklak-dev")
+	})
+
+	t.Run("deployment recreates one pod on the claim", func(t *testing.T) {
+		dep := rec.One(t, tDeployment)
+		want(t, "name", dep.String("metadata.name"), "loklak-server")
+		want(t, "namespace", dep.String("metadata.namespace"), "loklak-dev")
+		want(t, "replicas", dep.Get("spec.replicas"), any(float64(1)))
+		want(t, "strategy", dep.String("spec.strategy.type"), "Recreate")
+		want(t, "rollingUpdate", dep.Get("spec.strategy.rollingUpdate"), nil)
+		pod := "spec.template.spec."
+		c := pod + "containers.0."
+		want(t, "image", dep.String(c+"image"), "loklak/loklak_server:latest-development")
+		want(t, "claimName", dep.String(pod+"volumes.0.persistentVolumeClaim.claimName"), "dump")
+		want(t, "volume name", dep.String(pod+"volumes.0.name"), dep.String(c+"volumeMounts.0.name"))
+		want(t, "mountPath", dep.String(c+"volumeMounts.0.mountPath"), "/loklak_server/data")
+		want(t, "port", dep.Get(c+"ports.0.containerPort"), any(float64(9000)))
+		for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {
+			want(t, probe+" path", dep.String(c+probe+".httpGet.path"), "/api/status.json")
+			want(t, probe+" port", dep.String(c+probe+".httpGet.port"), "http")
+		}
+		// 300 s of start-up allowance at one probe every 10 s.
+		want(t, "startup failureThreshold", dep.Get(c+"startupProbe.failureThreshold"), any(float64(30)))
+		want(t, "startup periodSeconds", dep.Get(c+"startupProbe.periodSeconds"), any(float64(10)))
+		wantDeep(t, "env", dep.Get(c+"env"), any([]any{
+			map[string]any{"name": "PORT", "value": "9000"},
+			map[string]any{"name": "ENVXmx", "value": "512m"},
+			map[string]any{"name": "dump_write_enabled", "value": "true"},
+		}))
+		wantDeep(t, "requests", dep.Get(c+"resources.requests"), any(map[string]any{"cpu": "250m", "memory": "1Gi"}))
+		wantDeep(t, "limits", dep.Get(c+"resources.limits"), any(map[string]any{"cpu": "1", "memory": "1Gi"}))
+		want(t, "automountServiceAccountToken", dep.Get(pod+"automountServiceAccountToken"), any(false))
+		wantDependsOn(t, dep, tPVC, "dump")
+		wantParent(t, rec, dep, tServer)
+	})
+
+	t.Run("service reaches the pods on HTTP", func(t *testing.T) {
+		svc := rec.One(t, tService)
+		want(t, "type", svc.String("spec.type"), "ClusterIP")
+		want(t, "port", svc.Get("spec.ports.0.port"), any(float64(80)))
+		want(t, "targetPort", svc.String("spec.ports.0.targetPort"), "http")
+		wantDeep(t, "selector", svc.Get("spec.selector"), any(map[string]any{"app.kubernetes.io/name": "loklak-server"}))
+		wantDependsOn(t, svc, tDeployment, "loklak-server")
+	})
+
+	t.Run("every Kubernetes resource uses the explicit provider", func(t *testing.T) {
+		p := rec.One(t, tK8sProvider)
+		for _, r := range rec.Resources() {
+			if !r.Custom || !strings.HasPrefix(r.Type, "kubernetes:") {
+				continue
+			}
+			if !strings.Contains(r.Provider, "::"+tK8sProvider+"::"+p.Name+"::") {
+				t.Errorf("%s uses provider %q, want the explicit %s", r.Key(), r.Provider, p.Name)
+			}
+		}
+		if n := len(rec.OfType(tNamespace)) + len(rec.OfType(tStorageClass)) + len(rec.OfType(tPV)) +
+			len(rec.OfType(tPVC)) + len(rec.OfType(tDeployment)) + len(rec.OfType(tService)); n != 6 {
+			t.Errorf("Kubernetes objects = %d, want 6", n)
+		}
+	})
+
+	t.Run("outputs", func(t *testing.T) {
+		wantDeep(t, "outputs", rec.Outputs, map[string]any{
+			"diskName":                  "loklak-dev-data",
+			"diskId":                    handle,
+			"volumeHandle":              handle,
+			"storageClassName":          "loklak-dev-dump",
+			"persistentVolumeName":      "loklak-dev-dump",
+			"persistentVolumeClaimName": "dump",
+			"namespace":                 "loklak-dev",
+			"deploymentName":            "loklak-server",
+			"serviceName":               "loklak-server",
+			"dumpUrl":                   "http://loklak-server.loklak-dev.svc.cluster.local:80/dump/",
+		})
+	})
+}
+
+func TestProdStack(t *testing.T) {
+	rec := mustRun(t, "prod", nil)
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/data-dump-disk"
+
+	t.Run("the 2017 disk is adopted, never created", func(t *testing.T) {
+		d := rec.One(t, tDisk)
+		want(t, "import ID", d.ImportID, handle)
+		want(t, "name", d.String("name"), "data-dump-disk")
+		want(t, "size", d.Get("size"), any(float64(100)))
+		want(t, "protect", d.Protect, true)
+		want(t, "retainOnDelete", d.RetainOnDelete, true)
+		wantDeep(t, "labels (must match the unlabelled 2017 disk)", d.Get("labels"), any(map[string]any{}))
+	})
+
+	t.Run("daily snapshots in the disk's region, kept after the disk", func(t *testing.T) {
+		p := rec.One(t, tPolicy)
+		want(t, "name", p.String("name"), "data-dump-disk-snapshots")
+		want(t, "region", p.String("region"), "us-central1")
+		sp := "snapshotSchedulePolicy."
+		want(t, "daysInCycle", p.Get(sp+"schedule.dailySchedule.daysInCycle"), any(float64(1)))
+		want(t, "startTime", p.String(sp+"schedule.dailySchedule.startTime"), "03:00")
+		want(t, "retention", p.Get(sp+"retentionPolicy.maxRetentionDays"), any(float64(14)))
+		want(t, "onSourceDiskDelete", p.String(sp+"retentionPolicy.onSourceDiskDelete"), "KEEP_AUTO_SNAPSHOTS")
+		a := rec.One(t, tAttachment)
+		want(t, "attached disk", a.String("disk"), "data-dump-disk")
+		want(t, "attached policy", a.String("name"), "data-dump-disk-snapshots")
+		want(t, "attachment zone", a.String("zone"), "us-central1-a")
+		wantDependsOn(t, a, tDisk, "data-dump-disk")
+		wantDependsOn(t, a, tPolicy, "data-dump-disk-snapshots")
+	})
+
+	t.Run("namespace web is used, not owned", func(t *testing.T) {
+		want(t, "Namespace resources", len(rec.OfType(tNamespace)), 0)
+		want(t, "PVC namespace", rec.One(t, tPVC).String("metadata.namespace"), "web")
+		want(t, "PV claimRef namespace", rec.One(t, tPV).String("spec.claimRef.namespace"), "web")
+	})
+
+	t.Run("100Gi volume on the adopted disk", func(t *testing.T) {
+		pv := rec.One(t, tPV)
+		want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), handle)
+		want(t, "capacity", pv.String("spec.capacity.storage"), "100Gi")
+		want(t, "PVC request", rec.One(t, tPVC).String("spec.resources.requests.storage"), "100Gi")
+	})
+
+	t.Run("server and load balancer", func(t *testing.T) {
+		dep := rec.One(t, tDeployment)
+		want(t, "strategy", dep.String("spec.strategy.type"), "Recreate")
+		want(t, "heap", dep.String("spec.template.spec.containers.0.env.1.value"), "2g")
+		want(t, "service type", rec.One(t, tService).String("spec.type"), "LoadBalancer")
+		want(t, "dumpUrl", rec.Outputs["dumpUrl"], any("http://"+recorder.LoadBalancerIP+":80/dump/"))
+	})
+}
+
+func TestExternalDiskDeclaresNoGCPResource(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"diskMode": "external", "diskName": "shared-dumps", "diskSizeGb": "200"})
+	for _, r := range rec.Resources() {
+		if strings.HasPrefix(r.Type, "gcp:") {
+			t.Errorf("external mode registered %s", r.Key())
+		}
+	}
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/shared-dumps"
+	pv := rec.One(t, tPV)
+	want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), handle)
+	want(t, "capacity", pv.String("spec.capacity.storage"), "200Gi")
+	want(t, "volumeHandle output", rec.Outputs["volumeHandle"], any(handle))
+	if _, ok := rec.Outputs["diskId"]; ok {
+		t.Errorf("external mode exports diskId %v; it has no managed disk", rec.Outputs["diskId"])
+	}
+}
+
+func TestDiskProtectionCanBeTurnedOffOnlyExplicitly(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"diskProtect": "false", "diskRetainOnDelete": "false"})
+	d := rec.One(t, tDisk)
+	want(t, "protect", d.Protect, false)
+	want(t, "retainOnDelete", d.RetainOnDelete, false)
+}
+
+func TestSnapshotSchedules(t *testing.T) {
+	hourly := mustRun(t, "dev", map[string]string{"snapshotSchedule": "hourly", "snapshotHoursInCycle": "4", "snapshotStartTime": "01:00"})
+	p := hourly.One(t, tPolicy)
+	want(t, "hoursInCycle", p.Get("snapshotSchedulePolicy.schedule.hourlySchedule.hoursInCycle"), any(float64(4)))
+	want(t, "hourly startTime", p.String("snapshotSchedulePolicy.schedule.hourlySchedule.startTime"), "01:00")
+	want(t, "no daily", p.Get("snapshotSchedulePolicy.schedule.dailySchedule"), nil)
+
+	weekly := mustRun(t, "dev", map[string]string{"snapshotSchedule": "weekly", "snapshotDayOfWeek": "FRIDAY"})
+	w := weekly.One(t, tPolicy)
+	want(t, "day", w.String("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.0.day"), "FRIDAY")
+	want(t, "weekly startTime", w.String("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.0.startTime"), "03:00")
+}
+
+func TestStartupAllowanceRoundsUp(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"startupTimeoutSeconds": "95"})
+	got := rec.One(t, tDeployment).Get("spec.template.spec.containers.0.startupProbe.failureThreshold")
+	want(t, "failureThreshold for 95 s", got, any(float64(10)))
+}
+
+// The zone reaches the disk, the volume handle, the PV's affinity and the snapshot region alike.
+func TestZoneReachesEveryLink(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"zone": "europe-west4-b", "snapshotSchedule": "daily"})
+	want(t, "disk zone", rec.One(t, tDisk).String("zone"), "europe-west4-b")
+	pv := rec.One(t, tPV)
+	want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), "projects/loklak-server/zones/europe-west4-b/disks/loklak-dev-data")
+	wantDeep(t, "affinity zones", pv.Get("spec.nodeAffinity.required.nodeSelectorTerms.0.matchExpressions.0.values"), any([]any{"europe-west4-b"}))
+	want(t, "snapshot region", rec.One(t, tPolicy).String("region"), "europe-west4")
+}

@@ -1,0 +1,126 @@
+package infra
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+const (
+	// CSIDriver is the Compute Engine PD CSI driver; the in-tree gcePersistentDisk plugin is gone since 1.28.
+	CSIDriver = "pd.csi.storage.gke.io"
+	// ZoneTopologyKey is the only topology key the PD CSI driver reports on nodes.
+	ZoneTopologyKey = "topology.gke.io/zone"
+	// ClaimName is the PVC's name, as in the 2017 setup.
+	ClaimName = "dump"
+	// DataPath is loklak_server's data directory (the Dockerfile's VOLUME); dumps live in data/dump/.
+	DataPath = "/loklak_server/data"
+)
+
+// DumpVolume is the Kubernetes side of the dumps disk: a StorageClass, a statically provisioned
+// PersistentVolume for exactly that disk, and a claim bound to exactly that volume.
+type DumpVolume struct {
+	pulumi.ResourceState
+
+	StorageClass *storagev1.StorageClass
+	Volume       *corev1.PersistentVolume
+	Claim        *corev1.PersistentVolumeClaim
+
+	ClaimName  pulumi.StringOutput
+	VolumeName pulumi.StringOutput
+}
+
+// DumpVolumeArgs wires the volume to the disk and the namespace by their outputs.
+type DumpVolumeArgs struct {
+	Disk      *DumpDisk
+	Namespace pulumi.StringOutput
+	// Name is the cluster-wide name of the StorageClass and the PV: one per environment.
+	Name string
+}
+
+// NewDumpVolume declares StorageClass -> PersistentVolume -> PersistentVolumeClaim for the dumps disk.
+func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts ...pulumi.ResourceOption) (*DumpVolume, error) {
+	v := &DumpVolume{}
+	if err := ctx.RegisterComponentResource("loklak-dumps:storage:DumpVolume", name, v, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(v)
+	disk := args.Disk
+	capacity := pulumi.Sprintf("%dGi", disk.SizeGB)
+	labels := pulumi.StringMap{"app.kubernetes.io/part-of": pulumi.String("loklak-dumps")}
+
+	// Retain: deleting a claim or a volume never deletes the disk. The class's type follows the disk's,
+	// which also orders the class after the disk.
+	sc, err := storagev1.NewStorageClass(ctx, args.Name, &storagev1.StorageClassArgs{
+		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
+		Provisioner:          pulumi.String(CSIDriver),
+		Parameters:           pulumi.StringMap{"type": disk.Type},
+		ReclaimPolicy:        pulumi.String("Retain"),
+		AllowVolumeExpansion: pulumi.Bool(true),
+		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	pv, err := corev1.NewPersistentVolume(ctx, args.Name, &corev1.PersistentVolumeArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
+		Spec: &corev1.PersistentVolumeSpecArgs{
+			Capacity:                      pulumi.StringMap{"storage": capacity},
+			AccessModes:                   pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
+			StorageClassName:              sc.Metadata.Name().Elem(),
+			Csi: &corev1.CSIPersistentVolumeSourceArgs{
+				Driver:       pulumi.String(CSIDriver),
+				VolumeHandle: disk.VolumeHandle,
+				FsType:       pulumi.String("ext4"),
+			},
+			// A zonal disk attaches only to nodes in its zone; this keeps the pod there.
+			NodeAffinity: &corev1.VolumeNodeAffinityArgs{
+				Required: &corev1.NodeSelectorArgs{
+					NodeSelectorTerms: corev1.NodeSelectorTermArray{&corev1.NodeSelectorTermArgs{
+						MatchExpressions: corev1.NodeSelectorRequirementArray{&corev1.NodeSelectorRequirementArgs{
+							Key:      pulumi.String(ZoneTopologyKey),
+							Operator: pulumi.String("In"),
+							Values:   pulumi.StringArray{disk.Zone},
+						}},
+					}},
+				},
+			},
+			// Reserve the volume for our claim, so no other claim can take the dumps.
+			ClaimRef: &corev1.ObjectReferenceArgs{
+				Namespace: args.Namespace,
+				Name:      pulumi.String(ClaimName),
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	// volumeName binds the claim to exactly our volume, never to a dynamically provisioned empty disk.
+	pvc, err := corev1.NewPersistentVolumeClaim(ctx, ClaimName, &corev1.PersistentVolumeClaimArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ClaimName), Namespace: args.Namespace, Labels: labels},
+		Spec: &corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			StorageClassName: pv.Spec.StorageClassName(),
+			VolumeName:       pv.Metadata.Name(),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pv.Spec.Capacity().MapIndex(pulumi.String("storage"))},
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	v.StorageClass, v.Volume, v.Claim = sc, pv, pvc
+	v.VolumeName = pv.Metadata.Name().Elem()
+	v.ClaimName = pvc.Metadata.Name().Elem()
+	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{
+		"storageClassName":          sc.Metadata.Name(),
+		"persistentVolumeName":      v.VolumeName,
+		"persistentVolumeClaimName": v.ClaimName,
+	})
+}

@@ -1,0 +1,178 @@
+// Package recorder runs a Pulumi program under the SDK's mocks and records, as plain values, every
+// resource it registers: type, name, inputs, provider, parent, options and dependencies. Tests assert on
+// the record instead of chaining ApplyT callbacks.
+package recorder
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// LoadBalancerIP is the address the mock gives a LoadBalancer Service (TEST-NET-3, never routed).
+const LoadBalancerIP = "203.0.113.10"
+
+// Resource is one registered resource.
+type Resource struct {
+	Type   string
+	Name   string
+	Custom bool
+	// Inputs are the resource's inputs as plain Go values (maps, slices, strings, float64, bool).
+	Inputs         map[string]any
+	Provider       string // "urn::id" of the explicit provider, or "" for the default one
+	Parent         string // URN of the parent
+	Protect        bool
+	RetainOnDelete bool
+	ImportID       string
+	// DependsOn holds the "type::name" of every resource this one depends on through its inputs.
+	DependsOn []string
+}
+
+// Key is "type::name", the form DependsOn uses.
+func (r Resource) Key() string { return r.Type + "::" + r.Name }
+
+// Get returns the input at a dotted path such as "spec.csi.volumeHandle"; a number selects a list item.
+func (r Resource) Get(path string) any {
+	var cur any = r.Inputs
+	for _, part := range strings.Split(path, ".") {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[part]
+		case []any:
+			var i int
+			if _, err := fmt.Sscanf(part, "%d", &i); err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// String returns the input at path as a string ("" when absent or not a string).
+func (r Resource) String(path string) string {
+	s, _ := r.Get(path).(string)
+	return s
+}
+
+// Recorder is a pulumi.MockResourceMonitor that remembers what was registered.
+type Recorder struct {
+	mu        sync.Mutex
+	resources []Resource
+	// Outputs are the stack outputs the program returned, resolved.
+	Outputs map[string]any
+}
+
+// NewResource records the registration and answers with the inputs as outputs, plus what a real
+// provider would add that the program reads back (IDs, a load balancer address).
+func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	rec := Resource{
+		Type:     args.TypeToken,
+		Name:     args.Name,
+		Custom:   args.Custom,
+		Inputs:   args.Inputs.Mappable(),
+		Provider: args.Provider,
+		ImportID: args.ID,
+	}
+	if rpc := args.RegisterRPC; rpc != nil {
+		rec.Parent = rpc.GetParent()
+		rec.Protect = rpc.GetProtect()
+		rec.RetainOnDelete = rpc.GetRetainOnDelete()
+		for _, urn := range rpc.GetDependencies() {
+			u := resource.URN(urn)
+			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
+		}
+		sort.Strings(rec.DependsOn)
+	}
+	r.mu.Lock()
+	r.resources = append(r.resources, rec)
+	r.mu.Unlock()
+
+	state := args.Inputs.Copy()
+	id := args.Name + "-id"
+	switch args.TypeToken {
+	case "gcp:compute/disk:Disk":
+		id = fmt.Sprintf("projects/%s/zones/%s/disks/%s", rec.String("project"), rec.String("zone"), rec.String("name"))
+	case "kubernetes:core/v1:Service":
+		if rec.String("spec.type") == "LoadBalancer" {
+			state["status"] = resource.NewPropertyValue(map[string]any{
+				"loadBalancer": map[string]any{"ingress": []any{map[string]any{"ip": LoadBalancerIP}}},
+			})
+		}
+	}
+	return id, state, nil
+}
+
+// Call answers invokes; the program makes none, so any call is a test failure waiting to be noticed.
+func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return nil, fmt.Errorf("unexpected invoke %s", args.Token)
+}
+
+// Resources returns what was registered, in registration order.
+func (r *Recorder) Resources() []Resource {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Resource(nil), r.resources...)
+}
+
+// OfType returns the registered resources of one type.
+func (r *Recorder) OfType(typ string) []Resource {
+	var out []Resource
+	for _, res := range r.Resources() {
+		if res.Type == typ {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// One returns the single resource of a type, failing the test when there is not exactly one.
+func (r *Recorder) One(t testing.TB, typ string) Resource {
+	t.Helper()
+	got := r.OfType(typ)
+	if len(got) != 1 {
+		t.Fatalf("want exactly one %s, got %d", typ, len(got))
+	}
+	return got[0]
+}
+
+// ByURN finds a resource by a URN (as in Parent, or the URN part of Provider).
+func (r *Recorder) ByURN(urn string) (Resource, bool) {
+	u := resource.URN(urn)
+	for _, res := range r.Resources() {
+		if res.Type == string(u.Type()) && res.Name == u.Name() {
+			return res, true
+		}
+	}
+	return Resource{}, false
+}
+
+// Run runs program under mocks for project/stack with config (keys without namespace), the way the
+// engine would pass it. The program returns its stack outputs; Run records them resolved.
+func Run(t testing.TB, project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
+	t.Helper()
+	t.Setenv("PULUMI_CONFIG", config.EngineJSON(project))
+	rec := &Recorder{}
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		outs, err := program(ctx)
+		if err != nil {
+			return err
+		}
+		outs.ToMapOutput().ApplyT(func(m map[string]any) map[string]any {
+			rec.mu.Lock()
+			rec.Outputs = m
+			rec.mu.Unlock()
+			return m
+		})
+		return nil
+	}, pulumi.WithMocks(project, stack, rec))
+	return rec, err
+}

@@ -1,0 +1,117 @@
+// Package stackconfig reads a stack's effective configuration the way the Pulumi engine builds it:
+// the defaults of Pulumi.yaml's config schema, overlaid by Pulumi.<stack>.yaml. Tests and the local
+// harness use it so they run the program on the real stack files, never on copies.
+package stackconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag/colors"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+)
+
+// Values maps a config key (without the project namespace) to its raw value: a string, with numbers and
+// booleans in their text form and arrays as JSON, which is how the engine hands config to a program.
+type Values map[string]string
+
+// Project loads Pulumi.yaml from dir.
+func Project(dir string) (*workspace.Project, error) {
+	return workspace.LoadProject(filepath.Join(dir, "Pulumi.yaml"))
+}
+
+// Defaults returns the defaults declared in the project's config schema.
+func Defaults(p *workspace.Project) (Values, error) {
+	out := Values{}
+	for key, t := range p.Config {
+		if t.Default == nil {
+			continue
+		}
+		s, err := raw(t.Default)
+		if err != nil {
+			return nil, fmt.Errorf("Pulumi.yaml: default of %s: %w", key, err)
+		}
+		out[key] = s
+	}
+	return out, nil
+}
+
+// Load returns the effective config of stack in the project in dir.
+func Load(dir, stack string) (*workspace.Project, Values, error) {
+	p, err := Project(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	values, err := Defaults(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	sink := diag.DefaultSink(io.Discard, io.Discard, diag.FormatOptions{Color: colors.Never})
+	ps, err := workspace.LoadProjectStack(sink, p, filepath.Join(dir, "Pulumi."+stack+".yaml"))
+	if err != nil {
+		return nil, nil, err
+	}
+	for key, v := range ps.Config {
+		if key.Namespace() != p.Name.String() {
+			continue // another package's config, such as gcp:project
+		}
+		if v.Secure() {
+			return nil, nil, fmt.Errorf("Pulumi.%s.yaml: %s is a secret; set it with the stack, not in tests", stack, key)
+		}
+		s, err := v.Value(config.NopDecrypter)
+		if err != nil {
+			return nil, nil, fmt.Errorf("Pulumi.%s.yaml: %s: %w", stack, key, err)
+		}
+		values[key.Name()] = s
+	}
+	return p, values, nil
+}
+
+// With returns a copy of v with the given keys overridden; an empty value removes the key.
+func (v Values) With(overrides map[string]string) Values {
+	out := Values{}
+	for k, s := range v {
+		out[k] = s
+	}
+	for k, s := range overrides {
+		if s == "" {
+			delete(out, k)
+		} else {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// EngineJSON is v as the PULUMI_CONFIG environment variable the engine gives a program.
+func (v Values) EngineJSON(project string) string {
+	m := map[string]string{}
+	for k, s := range v {
+		m[project+":"+k] = s
+	}
+	b, _ := json.Marshal(m) // a map of strings always marshals
+	return string(b)
+}
+
+func raw(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case []any:
+		b, err := json.Marshal(x)
+		return string(b), err
+	default:
+		return "", fmt.Errorf("unsupported default of type %T", v)
+	}
+}

@@ -142,7 +142,8 @@ install_etcd() {
 
 # ---- one bin directory for the current versions -------------------------------------------------------------
 link_bin() {
-  local bin=$cache/bin-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version
+  # A .../bin directory, so the Automation API can take its parent as the CLI's root.
+  local bin=$cache/toolset-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version/bin
   mkdir -p "$bin"
   ln -sf "$cache/pulumi/$pulumi_version/pulumi" "$bin/pulumi"
   ln -sf "$cache/pulumi-resource-kubernetes/$k8s_provider_version/pulumi-resource-kubernetes" "$bin/pulumi-resource-kubernetes"

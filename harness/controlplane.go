@@ -1,0 +1,330 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ControlPlane is etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback,
+// on ports picked at run time, with trust material made for this run under Dir.
+type ControlPlane struct {
+	Dir        string
+	Kubeconfig string
+	Server     string // https://127.0.0.1:PORT
+	tools      Tools
+	procs      []*exec.Cmd
+}
+
+// ControlPlaneOptions configure Start.
+type ControlPlaneOptions struct {
+	// Zone labels the fake node with topology.gke.io/zone, to match the PV's node affinity.
+	Zone string
+	// Detach leaves the processes running after this program exits (the local run); Stop or
+	// StopDir ends them by the PIDs written to Dir/pids.
+	Detach bool
+}
+
+// NodeName is the fake node kwok runs pods on.
+const NodeName = "kwok-node-0"
+
+const pidFile = "pids"
+
+// StartControlPlane starts the control plane in dir and returns once the API server is ready, the fake
+// node is Ready and the default service account exists. On any failure it stops what it started.
+func StartControlPlane(ctx context.Context, tools Tools, dir string, opts ControlPlaneOptions) (cp *ControlPlane, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cp = &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools}
+	defer func() {
+		if err != nil {
+			cp.Stop()
+			err = fmt.Errorf("%w (logs in %s)", err, dir)
+		}
+	}()
+	certs, err := newPKI(dir)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+	cp.Server = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	kc, err := certs.kubeconfig(cp.Server)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cp.Kubeconfig, kc, 0o600); err != nil {
+		return nil, err
+	}
+
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
+	if err := cp.start(opts.Detach, "etcd",
+		"--name=local", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=local="+peerURL,
+	); err != nil {
+		return nil, err
+	}
+	if err := cp.start(opts.Detach, "kube-apiserver",
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
+		"--endpoint-reconciler-type=none",
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
+		"--tls-cert-file="+certs.ServingCert, "--tls-private-key-file="+certs.ServingKey,
+		"--client-ca-file="+certs.CACert, "--token-auth-file="+certs.TokenFile,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+certs.SAPub, "--service-account-signing-key-file="+certs.SAKey,
+	); err != nil {
+		return nil, err
+	}
+	if err := cp.waitFor(ctx, "kube-apiserver /readyz", 90*time.Second, func() error {
+		_, err := cp.Kubectl(ctx, "get", "--raw", "/readyz")
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := cp.start(opts.Detach, "kube-controller-manager",
+		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
+		"--cert-dir="+filepath.Join(dir, "cm-certs"),
+		"--service-account-private-key-file="+certs.SAKey, "--root-ca-file="+certs.CACert,
+		"--use-service-account-credentials=false",
+	); err != nil {
+		return nil, err
+	}
+	if err := cp.start(opts.Detach, "kube-scheduler",
+		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
+		"--cert-dir="+filepath.Join(dir, "scheduler-certs"),
+	); err != nil {
+		return nil, err
+	}
+	// kwok's default pod CIDR overlaps nothing here: the service range is 10.96.0.0/16. Pod IPs are
+	// only written into status; no traffic goes to them.
+	if err := cp.start(opts.Detach, "kwok",
+		"--kubeconfig="+cp.Kubeconfig, "--manage-all-nodes=true",
+		"--cidr=10.244.0.1/24", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+	); err != nil {
+		return nil, err
+	}
+	if err := cp.AddNode(ctx, NodeName, opts.Zone); err != nil {
+		return nil, err
+	}
+	if err := cp.waitFor(ctx, "default service account", 60*time.Second, func() error {
+		_, err := cp.Kubectl(ctx, "-n", "default", "get", "serviceaccount", "default")
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// AddNode registers a fake node in zone and waits until kwok reports it Ready.
+func (cp *ControlPlane) AddNode(ctx context.Context, name, zone string) error {
+	node := fmt.Sprintf(`{
+  "apiVersion": "v1", "kind": "Node",
+  "metadata": {"name": %[1]q,
+    "labels": {"type": "kwok", "kubernetes.io/hostname": %[1]q, "kubernetes.io/os": "linux",
+      "topology.gke.io/zone": %[2]q, "topology.kubernetes.io/zone": %[2]q},
+    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+  "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}
+}`, name, zone)
+	if _, err := cp.KubectlInput(ctx, []byte(node), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	return cp.waitFor(ctx, "node "+name+" Ready", 60*time.Second, func() error {
+		out, err := cp.Kubectl(ctx, "get", "node", name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(out)) != "True" {
+			return fmt.Errorf("Ready=%q", out)
+		}
+		return nil
+	})
+}
+
+// Kubectl runs kubectl against the control plane and returns its standard output.
+func (cp *ControlPlane) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
+	return cp.KubectlInput(ctx, nil, args...)
+}
+
+// KubectlInput runs kubectl with stdin.
+func (cp *ControlPlane) KubectlInput(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, cp.tools.Path("kubectl"), append([]string{"--kubeconfig=" + cp.Kubeconfig}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// StopProcess stops one of the control plane's processes by name (for fault tests) and returns a
+// function that starts it again with the same arguments.
+func (cp *ControlPlane) StopProcess(name string) (restart func() error, err error) {
+	for i, p := range cp.procs {
+		if filepath.Base(p.Path) != name {
+			continue
+		}
+		terminate(p.Process.Pid)
+		args := p.Args[1:]
+		return func() error {
+			cmd, err := cp.spawn(false, name, args...)
+			if err == nil {
+				cp.procs[i] = cmd
+			}
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("no process %s", name)
+}
+
+// Stop ends every process the control plane started, newest first, and waits for them.
+func (cp *ControlPlane) Stop() {
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		terminate(cp.procs[i].Process.Pid)
+	}
+	cp.procs = nil
+	_ = os.Remove(filepath.Join(cp.Dir, pidFile))
+}
+
+// StopDir stops a detached control plane by the PIDs recorded in dir.
+func StopDir(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return err
+	}
+	lines := strings.Fields(string(data))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if pid, err := strconv.Atoi(lines[i]); err == nil {
+			terminate(pid)
+		}
+	}
+	return os.Remove(filepath.Join(dir, pidFile))
+}
+
+func (cp *ControlPlane) start(detach bool, name string, args ...string) error {
+	cmd, err := cp.spawn(detach, name, args...)
+	if err != nil {
+		return err
+	}
+	cp.procs = append(cp.procs, cmd)
+	f, err := os.OpenFile(filepath.Join(cp.Dir, pidFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, cmd.Process.Pid)
+	return err
+}
+
+// spawn starts a tool in its own process group (so a terminal's Ctrl-C reaches only our handler, which
+// stops it in order), logging to Dir/NAME.log.
+func (cp *ControlPlane) spawn(detach bool, name string, args ...string) (*exec.Cmd, error) {
+	log, err := os.OpenFile(filepath.Join(cp.Dir, name+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	cmd := cp.tools.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !detach, Setsid: detach}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	if !detach {
+		go func() { _ = cmd.Wait() }() // reap it; Stop waits by polling the PID
+	}
+	return cmd, nil
+}
+
+// terminate sends SIGTERM to pid's process group, then SIGKILL after 10 s, and waits until it is gone.
+func terminate(pid int) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(time.Hour)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid still runs (a zombie that is not yet reaped counts as gone).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+func (cp *ControlPlane) waitFor(ctx context.Context, what string, timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// freePorts asks the kernel for n free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

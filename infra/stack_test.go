@@ -105,6 +105,7 @@ func TestDevStack(t *testing.T) {
 		want(t, "type parameter", sc.String("parameters.type"), "pd-standard")
 		want(t, "reclaimPolicy", sc.String("reclaimPolicy"), "Retain")
 		want(t, "allowVolumeExpansion", sc.Get("allowVolumeExpansion"), any(true))
+		want(t, "volumeBindingMode", sc.String("volumeBindingMode"), "Immediate")
 		wantDependsOn(t, sc, tDisk, "loklak-dev-data")
 		wantParent(t, rec, sc, tDumpVolume)
 	})

@@ -58,7 +58,12 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		Parameters:           pulumi.StringMap{"type": disk.Type},
 		ReclaimPolicy:        pulumi.String("Retain"),
 		AllowVolumeExpansion: pulumi.Bool(true),
-		VolumeBindingMode:    pulumi.String("WaitForFirstConsumer"),
+		// Immediate, not WaitForFirstConsumer: the PV is static and pre-bound, and its node affinity already
+		// pins the zone, so waiting buys nothing. With Immediate the provider waits for the claim to be
+		// Bound before the Deployment is created; with WaitForFirstConsumer, pulumi-kubernetes before
+		// #4181 (2026-02) waits on every PVC update for a Pending phase a bound claim never returns to,
+		// so growing the disk timed out (pulumi/pulumi-kubernetes#4179; seen in this repo's e2e tests).
+		VolumeBindingMode: pulumi.String("Immediate"),
 	}, parent)
 	if err != nil {
 		return nil, err

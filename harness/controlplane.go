@@ -116,10 +116,11 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	); err != nil {
 		return nil, err
 	}
-	// kwok's default pod CIDR overlaps nothing here: the service range is 10.96.0.0/16. Pod IPs are
-	// only written into status; no traffic goes to them.
+	// The pod CIDR stays clear of the service range (10.96.0.0/16); pod IPs are only written into
+	// status, no traffic goes to them. Node leases are kwok's heartbeat: without them the node lifecycle
+	// controller marks the node NotReady every ~50 s and every pod on it unready with it.
 	if err := cp.start(opts.Detach, "kwok",
-		"--kubeconfig="+cp.Kubeconfig, "--manage-all-nodes=true",
+		"--kubeconfig="+cp.Kubeconfig, "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
 		"--cidr=10.244.0.1/24", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 	); err != nil {
 		return nil, err

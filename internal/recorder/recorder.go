@@ -6,6 +6,7 @@ package recorder
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,16 +38,20 @@ type Resource struct {
 // Key is "type::name", the form DependsOn uses.
 func (r Resource) Key() string { return r.Type + "::" + r.Name }
 
-// Get returns the input at a dotted path such as "spec.csi.volumeHandle"; a number selects a list item.
-func (r Resource) Get(path string) any {
-	var cur any = r.Inputs
+// Get returns the input at a dotted path such as "spec.csi.volumeHandle".
+func (r Resource) Get(path string) any { return Lookup(r.Inputs, path) }
+
+// Lookup returns the value at a dotted path in a decoded JSON object; a number selects a list item.
+// It returns nil when any step is missing.
+func Lookup(obj map[string]any, path string) any {
+	var cur any = obj
 	for _, part := range strings.Split(path, ".") {
 		switch c := cur.(type) {
 		case map[string]any:
 			cur = c[part]
 		case []any:
-			var i int
-			if _, err := fmt.Sscanf(part, "%d", &i); err != nil || i < 0 || i >= len(c) {
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(c) {
 				return nil
 			}
 			cur = c[i]

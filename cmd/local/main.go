@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/loklak/loklak-dumps/harness"
@@ -104,8 +106,8 @@ func up(ctx context.Context) error {
 		return err
 	}
 	fmt.Println("\nlocal: stack outputs")
-	for name, out := range res.Outputs {
-		fmt.Printf("  %-28s %v\n", name, out.Value)
+	for _, name := range slices.Sorted(maps.Keys(res.Outputs)) {
+		fmt.Printf("  %-28s %v\n", name, res.Outputs[name].Value)
 	}
 	rollout, err := cp.Kubectl(ctx, "get", "storageclass,pv,pvc,deployment,replicaset,pod,service", "-A", "-l", "app.kubernetes.io/part-of=loklak-dumps", "-o", "wide")
 	fmt.Printf("\nlocal: what the cluster holds\n%s", rollout)

@@ -1,0 +1,72 @@
+// Package configdoc renders the README's config reference from Pulumi.yaml's config schema, so the
+// two cannot drift: `make docs` writes it, a unit test fails when the README differs.
+package configdoc
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+)
+
+// Markers delimit the generated table in README.md.
+const (
+	Start = "<!-- config-table:start -->\n"
+	End   = "<!-- config-table:end -->"
+)
+
+// Table renders one Markdown row per config key, sorted by key.
+func Table(p *workspace.Project) string {
+	var b strings.Builder
+	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
+	keys := make([]string, 0, len(p.Config))
+	for k := range p.Config {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ct := p.Config[k]
+		typ := "untyped"
+		if ct.Type != nil {
+			typ = *ct.Type
+		}
+		if ct.Secret {
+			typ += ", secret"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k, typ, defaultCell(ct.Default), strings.ReplaceAll(ct.Description, "|", `\|`))
+	}
+	return b.String()
+}
+
+func defaultCell(v any) string {
+	switch v {
+	case nil:
+		return "none"
+	case "":
+		return "`\"\"`"
+	}
+	text, _ := json.Marshal(v)
+	return "`" + strings.Trim(string(text), `"`) + "`"
+}
+
+// Section returns the table currently between the markers of readme.
+func Section(readme string) (string, error) {
+	_, rest, ok1 := strings.Cut(readme, Start)
+	section, _, ok2 := strings.Cut(rest, End)
+	if !ok1 || !ok2 {
+		return "", fmt.Errorf("README lacks the config-table markers %q ... %q", strings.TrimSpace(Start), End)
+	}
+	return section, nil
+}
+
+// Replace returns readme with the table between the markers replaced.
+func Replace(readme, table string) (string, error) {
+	before, rest, ok1 := strings.Cut(readme, Start)
+	_, after, ok2 := strings.Cut(rest, End)
+	if !ok1 || !ok2 {
+		return "", fmt.Errorf("README lacks the config-table markers %q ... %q", strings.TrimSpace(Start), End)
+	}
+	return before + Start + table + End + after, nil
+}

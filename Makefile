@@ -2,37 +2,58 @@
 SHELL := /usr/bin/env bash
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: test vet build toolchain e2e local-up local-down ci
+# The real tools (Pulumi CLI, Kubernetes provider, control plane, kwok, linters), built once and cached
+# by version; evaluated only by the targets that need them.
+TOOLS = $(shell hack/toolchain.sh --bin-dir)
+STACK ?= dev
+
+.PHONY: build test vet lint docs toolchain e2e local-up local-down preview up ci
 
 ## build: compile the program and every package
 build:
 	go build ./...
 
-## vet: gofmt and go vet
+## test: unit tests under mocks (fast, no cloud, no tools)
+test:
+	go test ./...
+
+## vet: gofmt and go vet, with and without the e2e tag
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	go vet -tags e2e ./...
 
-## test: unit tests under mocks (fast, no cloud, no tools)
-test:
-	go test ./...
+## lint: vet, then golangci-lint (.golangci.yml) and actionlint on the GitHub workflow
+lint: vet
+	@tools="$(TOOLS)"; \
+	"$$tools/golangci-lint" run ./... && \
+	"$$tools/actionlint" .github/workflows/*.yml && echo "lint: clean"
 
-## toolchain: build the real Pulumi CLI, Kubernetes provider, control plane and kwok (cached by version)
+## docs: regenerate the README's config table from Pulumi.yaml
+docs:
+	go run ./cmd/configdoc
+
+## toolchain: build the real tools into ~/.cache/loklak-dumps/tools (a second run is instant)
 toolchain:
 	hack/toolchain.sh
 
 ## e2e: the real engine and Kubernetes provider against a real kube-apiserver on loopback
 e2e:
-	LOKLAK_TOOLS_BIN="$$(hack/toolchain.sh --bin-dir)" go test -tags e2e -count=1 -timeout 40m -v ./e2e/
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -timeout 40m -v ./e2e/
 
 ## local-up: start a local control plane and run `up` for the local stack against it
 local-up:
-	LOKLAK_TOOLS_BIN="$$(hack/toolchain.sh --bin-dir)" go run ./cmd/local up
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local up
 
 ## local-down: destroy the local stack and stop the local control plane
 local-down:
-	LOKLAK_TOOLS_BIN="$$(hack/toolchain.sh --bin-dir)" go run ./cmd/local down
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local down
+
+## preview / up: against your cloud, with your Pulumi CLI and credentials (STACK=dev|prod)
+preview:
+	pulumi preview --stack $(STACK) --diff
+up:
+	pulumi up --stack $(STACK)
 
 ## ci: what .ci/run runs
-ci: build vet test e2e
+ci: build lint test e2e

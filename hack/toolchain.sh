@@ -5,6 +5,7 @@
 #
 #   hack/toolchain.sh            build what is missing, print "name path" lines
 #   hack/toolchain.sh --bin-dir  build what is missing, print only the directory to put on PATH
+#   hack/toolchain.sh --versions print the pinned versions, build nothing
 #
 # Why from source: this machine reaches only the Go module proxy, Debian and npm. The Pulumi CLI, the
 # Kubernetes provider, the control plane and kwok all build from Go modules; etcd comes from Debian.
@@ -23,8 +24,14 @@ k8s_provider_pulumi_pin=v3.215.0
 k8s_provider_sdk_pin=v4.24.0
 # The plugin version the Kubernetes SDK in go.mod asks the engine for; the binary above is registered under it.
 k8s_plugin_version=$(cd "$repo_root" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi-kubernetes/sdk/v4)
+# renovate: datasource=go depName=k8s.io/kubernetes
 kubernetes_version=v1.33.13
+# renovate: datasource=go depName=sigs.k8s.io/kwok
 kwok_version=v0.7.0
+# renovate: datasource=go depName=github.com/golangci/golangci-lint/v2
+golangci_lint_version=v2.15.0
+# renovate: datasource=go depName=github.com/rhysd/actionlint
+actionlint_version=v1.7.12
 
 cache=${LOKLAK_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/loklak-dumps/tools}
 mkdir -p "$cache"
@@ -125,6 +132,20 @@ build_kwok() {
   GOBIN=$out GOFLAGS= go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
 }
 
+# ---- linters: golangci-lint (v2) and actionlint ----------------------------------------------------------
+build_linters() {
+  local out=$cache/golangci-lint/$golangci_lint_version
+  if [[ ! -x $out/golangci-lint ]]; then
+    log "building golangci-lint $golangci_lint_version (cold: about 4 minutes)"
+    GOBIN=$out GOFLAGS= go install -trimpath "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$golangci_lint_version"
+  fi
+  out=$cache/actionlint/$actionlint_version
+  if [[ ! -x $out/actionlint ]]; then
+    log "building actionlint $actionlint_version (cold: about 1 minute)"
+    GOBIN=$out GOFLAGS= go install -trimpath "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
+  fi
+}
+
 # ---- etcd from Debian ---------------------------------------------------------------------------------------
 install_etcd() {
   command -v etcd >/dev/null && return
@@ -143,7 +164,7 @@ install_etcd() {
 # ---- one bin directory for the current versions -------------------------------------------------------------
 link_bin() {
   # A .../bin directory, so the Automation API can take its parent as the CLI's root.
-  local bin=$cache/toolset-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version/bin
+  local bin=$cache/toolset-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version-lint$golangci_lint_version-al$actionlint_version/bin
   mkdir -p "$bin"
   ln -sf "$cache/pulumi/$pulumi_version/pulumi" "$bin/pulumi"
   ln -sf "$cache/pulumi-resource-kubernetes/$k8s_provider_version/pulumi-resource-kubernetes" "$bin/pulumi-resource-kubernetes"
@@ -153,19 +174,34 @@ link_bin() {
   done
   ln -sf "$cache/kwok/$kwok_version/kwok" "$bin/kwok"
   ln -sf "$(command -v etcd)" "$bin/etcd"
+  ln -sf "$cache/golangci-lint/$golangci_lint_version/golangci-lint" "$bin/golangci-lint"
+  ln -sf "$cache/actionlint/$actionlint_version/actionlint" "$bin/actionlint"
   # The plugin version the SDK asks for, so the harness can register the binary under it.
   printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
   printf '%s\n' "$bin"
 }
 
+# versions prints every pinned version without building anything (a unit test checks them against go.mod).
+versions() {
+  printf '%s %s\n' pulumi "$pulumi_version" kubernetes-plugin "$k8s_plugin_version" \
+    kubernetes-provider "$k8s_provider_version" kubernetes "$kubernetes_version" kwok "$kwok_version" \
+    golangci-lint "$golangci_lint_version" actionlint "$actionlint_version"
+}
+
 main() {
   local only_bin=false
-  [[ ${1:-} == --bin-dir ]] && only_bin=true
+  case ${1:-} in
+    --bin-dir) only_bin=true ;;
+    --versions) versions; return ;;
+    "") ;;
+    *) echo "usage: hack/toolchain.sh [--bin-dir|--versions]" >&2; return 2 ;;
+  esac
   install_etcd
   build_pulumi
   build_kubernetes
   build_kwok
   build_k8s_provider
+  build_linters
   local bin
   bin=$(link_bin)
   if $only_bin; then

@@ -7,7 +7,7 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 TOOLS = $(shell hack/toolchain.sh --bin-dir)
 STACK ?= dev
 
-.PHONY: build test vet lint docs toolchain e2e local-up local-down preview up ci
+.PHONY: build test vet lint docs toolchain e2e bench local-up local-down preview up ci
 
 ## build: compile the program and every package
 build:
@@ -40,6 +40,10 @@ toolchain:
 ## e2e: the real engine and Kubernetes provider against a real kube-apiserver on loopback
 e2e:
 	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -timeout 40m -v ./e2e/
+
+## bench: program, build, preview and update timings beside their floors (prints a table; ~10 min)
+bench:
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./bench $(BENCHFLAGS)
 
 ## local-up: start a local control plane and run `up` for the local stack against it
 local-up:

@@ -73,14 +73,11 @@ func TestStackObjectsPassServerSideDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var items []map[string]any
+			items := rec.Manifests()
 			var names []string
-			for _, r := range rec.Resources() {
-				if !r.Custom || !strings.HasPrefix(r.Type, "kubernetes:") {
-					continue
-				}
-				items = append(items, r.Inputs)
-				names = append(names, strings.ToLower(r.String("kind"))+"*/"+r.String("metadata.name"))
+			for _, m := range items {
+				o := object(m)
+				names = append(names, strings.ToLower(o.str("kind"))+"*/"+o.str("metadata.name"))
 			}
 			if len(items) < 5 {
 				t.Fatalf("only %d Kubernetes objects recorded", len(items))

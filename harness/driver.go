@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,6 +27,8 @@ type Driver struct {
 	RepoDir    string // holds Pulumi.yaml and the Pulumi.<stack>.yaml files
 	StateDir   string // backend, PULUMI_HOME and the workspace
 	Passphrase string // for the passphrase secrets provider
+	// Program runs instead of infra.Program when set (the benchmarks' empty-program floor).
+	Program pulumi.RunFunc
 }
 
 // Stack creates or selects a stack whose config file is values (keys without the project namespace),
@@ -51,7 +54,11 @@ func (d Driver) Stack(ctx context.Context, name string, values stackconfig.Value
 	if err != nil {
 		return auto.Stack{}, err
 	}
-	stack, err := auto.UpsertStackInlineSource(ctx, name, project.Name.String(), infra.Program,
+	program := d.Program
+	if program == nil {
+		program = infra.Program
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, name, project.Name.String(), program,
 		auto.Project(*project),
 		auto.WorkDir(work),
 		auto.Pulumi(cli),

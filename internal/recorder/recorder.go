@@ -5,6 +5,7 @@ package recorder
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,6 +166,25 @@ func (r *Recorder) ByURN(urn string) (Resource, bool) {
 func Run(t testing.TB, project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
 	t.Helper()
 	t.Setenv("PULUMI_CONFIG", config.EngineJSON(project))
+	return run(project, stack, program)
+}
+
+// RunProgram is Run outside tests (benchmarks): it sets PULUMI_CONFIG for the run and restores it
+// afterwards, so it must not run concurrently with another program in the same process.
+func RunProgram(project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
+	old, had := os.LookupEnv("PULUMI_CONFIG")
+	defer func() {
+		if had {
+			os.Setenv("PULUMI_CONFIG", old)
+		} else {
+			os.Unsetenv("PULUMI_CONFIG")
+		}
+	}()
+	os.Setenv("PULUMI_CONFIG", config.EngineJSON(project))
+	return run(project, stack, program)
+}
+
+func run(project, stack string, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
 	rec := &Recorder{}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		outs, err := program(ctx)
@@ -180,4 +200,16 @@ func Run(t testing.TB, project, stack string, config stackconfig.Values, program
 		return nil
 	}, pulumi.WithMocks(project, stack, rec))
 	return rec, err
+}
+
+// Manifests returns the inputs of every Kubernetes object registered, in registration order: exactly
+// what the provider would send, ready for kubectl.
+func (r *Recorder) Manifests() []map[string]any {
+	var out []map[string]any
+	for _, res := range r.Resources() {
+		if res.Custom && strings.HasPrefix(res.Type, "kubernetes:") {
+			out = append(out, res.Inputs)
+		}
+	}
+	return out
 }

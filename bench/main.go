@@ -1,0 +1,351 @@
+// Command bench measures what this project costs its users and prints one table: the program under
+// mocks, building it, a preview and an update on the real engine against the loopback control plane,
+// each beside its floor (an empty program) or the hand-made way (kubectl apply + kubectl wait).
+// Every figure is the median of several runs with min and max; every ratio compares runs made in this
+// invocation. Run it with `make bench`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loklak/loklak-dumps/harness"
+	"github.com/loklak/loklak-dumps/infra"
+	"github.com/loklak/loklak-dumps/internal/recorder"
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+)
+
+const project = "loklak-dumps"
+
+var (
+	runs      = flag.Int("runs", 5, "runs per engine measurement (program runs use 10x)")
+	coldBuild = flag.Bool("cold-build", true, "also time a go build with an empty build cache (minutes)")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one measured row.
+type result struct {
+	name  string
+	times []time.Duration
+	note  string
+}
+
+func (r result) median() time.Duration {
+	s := slices.Clone(r.times)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func (r result) row() string {
+	s := slices.Clone(r.times)
+	slices.Sort(s)
+	return fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", r.name, len(s), ms(r.median()), ms(s[0]), ms(s[len(s)-1]), r.note)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+func measure(name string, n int, f func() error) (result, error) {
+	return measureThenReset(name, n, f, func() error { return nil })
+}
+
+// measureThenReset times f only; reset runs after each run, untimed, to restore the starting point.
+func measureThenReset(name string, n int, f, reset func() error) (result, error) {
+	r := result{name: name}
+	for range n {
+		start := time.Now()
+		if err := f(); err != nil {
+			return r, fmt.Errorf("%s: %w", name, err)
+		}
+		r.times = append(r.times, time.Since(start))
+		if err := reset(); err != nil {
+			return r, fmt.Errorf("%s (reset): %w", name, err)
+		}
+	}
+	return r, nil
+}
+
+func run(ctx context.Context) error {
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	var rows []result
+	var ratios []string
+	ratio := func(what string, a, b result, target float64) {
+		x := float64(a.median()) / float64(b.median())
+		verdict := "met"
+		if x > target {
+			verdict = "missed"
+		}
+		ratios = append(ratios, fmt.Sprintf("| %s | %.2f× | ≤ %.1f× | %s |", what, x, target, verdict))
+	}
+
+	// 1. The program under mocks.
+	for _, stack := range []string{"dev", "prod"} {
+		_, values, err := stackconfig.Load(repo, stack)
+		if err != nil {
+			return err
+		}
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r, err := measure("program under mocks, "+stack, 10**runs, func() error {
+			_, err := recorder.RunProgram(project, stack, values, infra.Stack)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		r.note = fmt.Sprintf("%.1f MB allocated per run; target < 1 s", float64(after.TotalAlloc-before.TotalAlloc)/float64(len(r.times))/1e6)
+		rows = append(rows, r)
+	}
+
+	// 2. Building the program: what `pulumi preview` with runtime go compiles before every run.
+	work, err := os.MkdirTemp("", "loklak-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "loklak-dumps")
+	build := func(env ...string) error {
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stderr = os.Stderr
+		return cmd.Run()
+	}
+	if *coldBuild {
+		cache := filepath.Join(work, "gocache")
+		r, err := measure("go build, empty build cache (cold)", 1, func() error { return build("GOCACHE=" + cache) })
+		if err != nil {
+			return err
+		}
+		r.note = "modules already downloaded; once per machine"
+		rows = append(rows, r)
+	}
+	if err := build(); err != nil {
+		return err
+	}
+	r, err := measure("go build, nothing changed (warm)", *runs, func() error { return build() })
+	if err != nil {
+		return err
+	}
+	r.note = "what runtime go pays on every preview"
+	rows = append(rows, r)
+	r, err = measure("go build after a one-line change (warm)", *runs, func() error {
+		return touchAndBuild(filepath.Join(repo, "infra", "stack.go"), build)
+	})
+	if err != nil {
+		return err
+	}
+	r.note = "target < 10 s"
+	rows = append(rows, r)
+	rows = append(rows, result{name: "binary size", times: []time.Duration{0}, note: fileSize(bin)})
+
+	// 3 and 4. The real engine against the loopback control plane.
+	tools, err := harness.ToolsFromEnv()
+	if err != nil {
+		return err
+	}
+	cp, err := harness.StartControlPlane(ctx, tools, filepath.Join(work, "cluster"), harness.ControlPlaneOptions{Zone: "us-central1-a"})
+	if err != nil {
+		return err
+	}
+	defer cp.Stop()
+	_, values, err := stackconfig.Load(repo, "local")
+	if err != nil {
+		return err
+	}
+	secrets := map[string]string{"kubeconfig": cp.Kubeconfig}
+	drv := harness.Driver{Tools: tools, RepoDir: repo, StateDir: filepath.Join(work, "pulumi"), Passphrase: "bench"}
+	stack, err := drv.Stack(ctx, "bench", values, secrets)
+	if err != nil {
+		return err
+	}
+	floorDrv := drv
+	floorDrv.Program = emptyProgram
+	floor, err := floorDrv.Stack(ctx, "floor", values, secrets)
+	if err != nil {
+		return err
+	}
+
+	// Update convergence: pulumi up from empty vs kubectl apply + kubectl wait, same objects.
+	manifests, err := localManifests(values)
+	if err != nil {
+		return err
+	}
+	ns := values["namespace"]
+	up, err := measureThenReset("pulumi up from empty → PVC Bound, Deployment Available", *runs,
+		func() error { _, err := stack.Up(ctx); return err },
+		func() error { _, err := stack.Destroy(ctx); return err })
+	if err != nil {
+		return err
+	}
+	rows = append(rows, up)
+	kubectlUp, err := measureThenReset("kubectl apply + kubectl wait, same objects", *runs,
+		func() error { return kubectlApplyAndWait(ctx, cp, manifests, ns) },
+		func() error {
+			_, err := cp.KubectlInput(ctx, manifests, "delete", "--wait=true", "-f", "-")
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	rows = append(rows, kubectlUp)
+	ratio("up from empty vs kubectl apply + wait", up, kubectlUp, 1.5)
+
+	// Image-only update, after a fresh up.
+	if _, err := stack.Up(ctx); err != nil {
+		return err
+	}
+	images := []string{"loklak/loklak_server:bench-a", "loklak/loklak_server:bench-b"}
+	i := 0
+	imgUp, err := measure("pulumi up, image-only update → new ReplicaSet Available", *runs, func() error {
+		i++
+		s, err := drv.Stack(ctx, "bench", values.With(map[string]string{"image": images[i%2]}), nil)
+		if err != nil {
+			return err
+		}
+		_, err = s.Up(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rows = append(rows, imgUp)
+	if _, err := stack.Destroy(ctx); err != nil {
+		return err
+	}
+	if err := kubectlApplyAndWait(ctx, cp, manifests, ns); err != nil {
+		return err
+	}
+	j := 0
+	kubectlImg, err := measure("kubectl set image + rollout status", *runs, func() error {
+		j++
+		if _, err := cp.Kubectl(ctx, "-n", ns, "set", "image", "deployment/loklak-server", "loklak="+images[j%2]); err != nil {
+			return err
+		}
+		_, err := cp.Kubectl(ctx, "-n", ns, "rollout", "status", "deployment/loklak-server", "--timeout=5m")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rows = append(rows, kubectlImg)
+	ratio("image update vs kubectl set image + rollout status", imgUp, kubectlImg, 1.5)
+	if _, err := cp.KubectlInput(ctx, manifests, "delete", "--wait=true", "-f", "-"); err != nil {
+		return err
+	}
+
+	// Preview latency, warm: our stack (deployed) vs an empty program with the same provider.
+	if _, err := stack.Up(ctx); err != nil {
+		return err
+	}
+	if _, err := floor.Up(ctx); err != nil {
+		return err
+	}
+	prev, err := measure("pulumi preview, local stack (deployed, warm)", *runs, func() error { _, err := stack.Preview(ctx); return err })
+	if err != nil {
+		return err
+	}
+	rows = append(rows, prev)
+	floorPrev, err := measure("pulumi preview, empty program + same provider", *runs, func() error { _, err := floor.Preview(ctx); return err })
+	if err != nil {
+		return err
+	}
+	rows = append(rows, floorPrev)
+	ratio("warm preview vs empty-program floor", prev, floorPrev, 1.3)
+	if _, err := stack.Destroy(ctx); err != nil {
+		return err
+	}
+
+	fmt.Printf("\nloklak-dumps benchmarks, %s, %d cores, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.Version())
+	fmt.Println("| Measure | runs | median | min | max | note |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, r := range rows {
+		if r.name == "binary size" {
+			fmt.Printf("| binary size | | | | | %s |\n", r.note)
+			continue
+		}
+		fmt.Println(r.row())
+	}
+	fmt.Printf("\n| Comparison (medians, same run) | ratio | target | |\n|---|---|---|---|\n%s\n", strings.Join(ratios, "\n"))
+	fmt.Printf("\npeak RSS of this process: %s\n", peakRSS())
+	return nil
+}
+
+// emptyProgram is the preview floor: the same explicit Kubernetes provider and nothing else.
+func emptyProgram(ctx *pulumi.Context) error {
+	_, err := kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{Kubeconfig: config.GetSecret(ctx, "kubeconfig")})
+	return err
+}
+
+// localManifests are the local stack's Kubernetes objects as the program sends them, as a kubectl List.
+func localManifests(values stackconfig.Values) ([]byte, error) {
+	rec, err := recorder.RunProgram(project, "local", values, infra.Stack)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": rec.Manifests()})
+}
+
+// kubectlApplyAndWait is the hand-made way: apply, then wait for the conditions pulumi up waits for.
+func kubectlApplyAndWait(ctx context.Context, cp *harness.ControlPlane, manifests []byte, ns string) error {
+	if _, err := cp.KubectlInput(ctx, manifests, "apply", "-f", "-"); err != nil {
+		return err
+	}
+	if _, err := cp.Kubectl(ctx, "-n", ns, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/dump", "--timeout=5m"); err != nil {
+		return err
+	}
+	_, err := cp.Kubectl(ctx, "-n", ns, "wait", "--for=condition=Available", "deployment/loklak-server", "--timeout=5m")
+	return err
+}
+
+// touchAndBuild appends a comment line to file, builds, and restores the file.
+func touchAndBuild(file string, build func(...string) error) error {
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	defer os.WriteFile(file, orig, 0o644)
+	if err := os.WriteFile(file, append(slices.Clone(orig), []byte(fmt.Sprintf("\n// bench %d\n", time.Now().UnixNano()))...), 0o644); err != nil {
+		return err
+	}
+	return build()
+}
+
+func fileSize(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%.0f MB", float64(st.Size())/1e6)
+}
+
+func peakRSS() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%.0f MB", float64(ru.Maxrss)/1024)
+}

@@ -262,6 +262,60 @@ func ParseConfig(project string, get func(key string) (string, bool)) (Config, e
 	return c, nil
 }
 
+// UndeclaredKeys reports every key of the project's namespace in setKeys (full "project:key" names)
+// that the project does not declare, with the nearest declared key as a suggestion. The engine itself
+// accepts such keys silently, so a typo would otherwise fall back to a default without a word.
+func UndeclaredKeys(project string, setKeys []string) []FieldError {
+	var errs []FieldError
+	for _, full := range setKeys {
+		key, ok := strings.CutPrefix(full, project+":")
+		if !ok {
+			continue // another package's config, such as gcp:project
+		}
+		if _, declared := Keys[key]; declared {
+			continue
+		}
+		allowed := "is not a config key of this project (see Pulumi.yaml)"
+		if near := nearestKey(key); near != "" {
+			allowed += fmt.Sprintf("; did you mean %q?", near)
+		}
+		errs = append(errs, FieldError{Key: key, Value: key, Allowed: allowed})
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Key < errs[j].Key })
+	return errs
+}
+
+// nearestKey returns the declared key closest to key by edit distance (case-insensitive), if close.
+func nearestKey(key string) string {
+	best, bestDist := "", 4
+	for _, k := range SortedKeys() {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
 // parser reads raw values and collects every problem instead of stopping at the first.
 type parser struct {
 	get  func(string) (string, bool)

@@ -72,6 +72,30 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 	}
 }
 
+func TestMisspelledKeysAreRefusedWithASuggestion(t *testing.T) {
+	rec, err := runStack(t, "dev", map[string]string{"imag": "loklak/loklak_server:v1", "diskSizeGB": "20", "completelyUnrelated": "x"})
+	if err == nil {
+		t.Fatal("undeclared keys were accepted")
+	}
+	for _, part := range []string{
+		`config loklak-dumps:imag = "imag": is not a config key of this project (see Pulumi.yaml); did you mean "image"?`,
+		`config loklak-dumps:diskSizeGB = "diskSizeGB": is not a config key of this project (see Pulumi.yaml); did you mean "diskSizeGb"?`,
+		`config loklak-dumps:completelyUnrelated = "completelyUnrelated": is not a config key of this project (see Pulumi.yaml)`,
+	} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error lacks %q:\n%s", part, err)
+		}
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.Contains(line, "completelyUnrelated =") && strings.Contains(line, "did you mean") {
+			t.Errorf("suggested a key for an unrelated name: %s", line)
+		}
+	}
+	if n := len(rec.Resources()); n != 0 {
+		t.Errorf("%d resources registered, want 0", n)
+	}
+}
+
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	_, err := runStack(t, "dev", map[string]string{"zone": "nowhere", "diskSizeGb": "1", "replicas": "3", "image": "x"})
 	ce, ok := infra.AsConfigError(err)

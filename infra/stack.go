@@ -7,7 +7,9 @@
 package infra
 
 import (
+	"encoding/json"
 	"maps"
+	"os"
 	"slices"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
@@ -37,10 +39,30 @@ func Stack(ctx *pulumi.Context) (pulumi.Map, error) {
 		v, err := config.Try(ctx, key) // fails only when the key is unset
 		return v, err == nil
 	})
+	undeclared := UndeclaredKeys(ctx.Project(), engineConfigKeys())
+	if len(undeclared) > 0 {
+		var all []FieldError
+		if ce, ok := AsConfigError(err); ok {
+			all = ce.Errors
+		}
+		err = &ConfigError{Project: ctx.Project(), Errors: append(all, undeclared...)}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return Deploy(ctx, cfg)
+}
+
+// engineConfigKeys lists the config keys the engine passed, from PULUMI_CONFIG: the variable through
+// which the Go language host (and the SDK's mocks) hand a program its config, and which pulumi.Run
+// reads itself. The SDK offers no way to list keys. Inline Automation API programs get their config
+// over RPC instead, so there the list is empty and the check does not run.
+func engineConfigKeys() []string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(os.Getenv("PULUMI_CONFIG")), &m); err != nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(m))
 }
 
 // Deploy declares every resource for a valid Config and returns the stack outputs.
@@ -119,8 +141,16 @@ func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.Resou
 	}
 	ns, err := corev1.NewNamespace(ctx, cfg.Name, &corev1.NamespaceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name:   pulumi.String(cfg.Name),
-			Labels: pulumi.StringMap{"app.kubernetes.io/part-of": pulumi.String("loklak-dumps")},
+			Name: pulumi.String(cfg.Name),
+			Labels: pulumi.StringMap{
+				"app.kubernetes.io/part-of": pulumi.String("loklak-dumps"),
+				// Pod Security Admission: enforce baseline, the strictest level the loklak image is known to
+				// run under (it has no USER and runs as root, which restricted forbids); warn and audit at
+				// restricted so the gap stays visible.
+				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"),
+				"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
+				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
+			},
 		},
 	}, opts...)
 	if err != nil {

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,6 +103,43 @@ func TestLifecycle(t *testing.T) {
 		want(t, "Service type", svc.str("spec.type"), "ClusterIP")
 		want(t, "Service port", svc.get("spec.ports.0.port"), any(float64(80)))
 		want(t, "Service ports", len(svc.get("spec.ports").([]any)), 1)
+	})
+
+	step("the API server enforces least privilege", func(t *testing.T) {
+		ns := kubectlJSON(t, "get", "namespace", namespace)
+		labels, _ := ns.get("metadata.labels").(map[string]any)
+		want(t, "Pod Security enforce", labels["pod-security.kubernetes.io/enforce"], any("baseline"))
+		// Our pod was admitted under baseline (it is Running); a privileged pod is refused.
+		_, err := cp.Kubectl(ctx, "-n", namespace, "run", "privileged", "--image=busybox:1.36", "--privileged", "--dry-run=server")
+		if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "baseline`) {
+			t.Errorf("a privileged pod was not refused by Pod Security admission: %v", err)
+		}
+		pod := kubectlJSON(t, "-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
+		want(t, "capabilities dropped", pod.str("items.0.spec.containers.0.securityContext.capabilities.drop.0"), "ALL")
+		want(t, "no token mounted", pod.get("items.0.spec.automountServiceAccountToken"), any(false))
+		np := kubectlJSON(t, "-n", namespace, "get", "networkpolicy", "loklak-server")
+		want(t, "NetworkPolicy port", np.get("spec.ingress.0.ports.0.port"), any(float64(9000)))
+	})
+
+	step("the kubeconfig is a secret in the stack file and the state", func(t *testing.T) {
+		// The state file as the backend stores it (stack export would decrypt secrets for us).
+		state, err := os.ReadFile(filepath.Join(d.StateDir, "backend", ".pulumi", "stacks", "loklak-dumps", "e2e.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.Index(string(state), cp.Kubeconfig); i >= 0 {
+			t.Errorf("the state file holds the kubeconfig in clear: ...%s...", string(state)[max(0, i-300):i+len(cp.Kubeconfig)])
+		}
+		if !strings.Contains(string(state), `"ciphertext"`) {
+			t.Errorf("the state file holds no encrypted value at all; was the kubeconfig dropped?")
+		}
+		file, err := os.ReadFile(filepath.Join(d.StateDir, "workspace", "Pulumi.e2e.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(file), cp.Kubeconfig) || !strings.Contains(string(file), "secure:") {
+			t.Errorf("the stack file does not hold the kubeconfig as a secret:\n%s", file)
+		}
 	})
 
 	step("a second preview changes nothing", func(t *testing.T) {

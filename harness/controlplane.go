@@ -89,6 +89,9 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 		"--tls-cert-file="+certs.ServingCert, "--tls-private-key-file="+certs.ServingKey,
 		"--client-ca-file="+certs.CACert, "--token-auth-file="+certs.TokenFile,
 		"--authorization-mode=RBAC",
+		// As on GKE: privileged pods are allowed by the API server, so Pod Security admission is what
+		// refuses them in our namespace.
+		"--allow-privileged=true",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+certs.SAPub, "--service-account-signing-key-file="+certs.SAKey,
 	); err != nil {

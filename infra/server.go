@@ -7,6 +7,7 @@ import (
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -19,7 +20,8 @@ const (
 	probePeriodSeconds = 10
 )
 
-// Server is loklak_server: one pod on the dumps claim, and a Service that reaches /dump/.
+// Server is loklak_server: one pod on the dumps claim, a Service that reaches /dump/, and a
+// NetworkPolicy that admits only that port.
 type Server struct {
 	pulumi.ResourceState
 
@@ -66,6 +68,9 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 				Spec: &corev1.PodSpecArgs{
 					// loklak never talks to the Kubernetes API: no token in the pod.
 					AutomountServiceAccountToken: pulumi.Bool(false),
+					SecurityContext: &corev1.PodSecurityContextArgs{
+						SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+					},
 					Containers: corev1.ContainerArray{&corev1.ContainerArgs{
 						Name:  pulumi.String("loklak"),
 						Image: pulumi.String(c.Image),
@@ -99,8 +104,11 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 							Requests: pulumi.StringMap{"cpu": pulumi.String(c.CPURequest), "memory": pulumi.String(c.MemoryRequest)},
 							Limits:   pulumi.StringMap{"cpu": pulumi.String(c.CPULimit), "memory": pulumi.String(c.MemoryLimit)},
 						},
+						// No more power than a Java web server needs: it binds a port above 1024 and writes
+						// files it owns, so no capability and no privilege escalation.
 						SecurityContext: &corev1.SecurityContextArgs{
 							AllowPrivilegeEscalation: pulumi.Bool(false),
+							Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
 						},
 					}},
 					Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
@@ -123,6 +131,23 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 			Selector: dep.Spec.Selector().MatchLabels(),
 			Ports: corev1.ServicePortArray{&corev1.ServicePortArgs{
 				Name: pulumi.String("http"), Port: pulumi.Int(args.Service.Port), TargetPort: pulumi.String("http"), Protocol: pulumi.String("TCP"),
+			}},
+		},
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	// Only the HTTP port is reachable; loklak's egress (harvesting) stays open.
+	_, err = networkingv1.NewNetworkPolicy(ctx, ServerName, &networkingv1.NetworkPolicyArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels},
+		Spec: &networkingv1.NetworkPolicySpecArgs{
+			PodSelector: &metav1.LabelSelectorArgs{MatchLabels: dep.Spec.Selector().MatchLabels()},
+			PolicyTypes: pulumi.StringArray{pulumi.String("Ingress")},
+			Ingress: networkingv1.NetworkPolicyIngressRuleArray{&networkingv1.NetworkPolicyIngressRuleArgs{
+				Ports: networkingv1.NetworkPolicyPortArray{&networkingv1.NetworkPolicyPortArgs{
+					Port: pulumi.Int(c.HTTPPort), Protocol: pulumi.String("TCP"),
+				}},
 			}},
 		},
 	}, parent)

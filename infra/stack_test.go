@@ -15,19 +15,20 @@ const project = "loklak-dumps"
 
 // Resource type tokens, as the engine sees them.
 const (
-	tDisk         = "gcp:compute/disk:Disk"
-	tPolicy       = "gcp:compute/resourcePolicy:ResourcePolicy"
-	tAttachment   = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
-	tK8sProvider  = "pulumi:providers:kubernetes"
-	tNamespace    = "kubernetes:core/v1:Namespace"
-	tStorageClass = "kubernetes:storage.k8s.io/v1:StorageClass"
-	tPV           = "kubernetes:core/v1:PersistentVolume"
-	tPVC          = "kubernetes:core/v1:PersistentVolumeClaim"
-	tDeployment   = "kubernetes:apps/v1:Deployment"
-	tService      = "kubernetes:core/v1:Service"
-	tDumpDisk     = "loklak-dumps:storage:DumpDisk"
-	tDumpVolume   = "loklak-dumps:storage:DumpVolume"
-	tServer       = "loklak-dumps:app:Server"
+	tDisk          = "gcp:compute/disk:Disk"
+	tPolicy        = "gcp:compute/resourcePolicy:ResourcePolicy"
+	tAttachment    = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
+	tK8sProvider   = "pulumi:providers:kubernetes"
+	tNamespace     = "kubernetes:core/v1:Namespace"
+	tStorageClass  = "kubernetes:storage.k8s.io/v1:StorageClass"
+	tPV            = "kubernetes:core/v1:PersistentVolume"
+	tPVC           = "kubernetes:core/v1:PersistentVolumeClaim"
+	tDeployment    = "kubernetes:apps/v1:Deployment"
+	tService       = "kubernetes:core/v1:Service"
+	tNetworkPolicy = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+	tDumpDisk      = "loklak-dumps:storage:DumpDisk"
+	tDumpVolume    = "loklak-dumps:storage:DumpVolume"
+	tServer        = "loklak-dumps:app:Server"
 )
 
 // runStack runs the real program on the real Pulumi.yaml defaults and Pulumi.<stack>.yaml, with overrides
@@ -172,6 +173,9 @@ func TestDevStack(t *testing.T) {
 		wantDeep(t, "requests", dep.Get(c+"resources.requests"), any(map[string]any{"cpu": "250m", "memory": "1Gi"}))
 		wantDeep(t, "limits", dep.Get(c+"resources.limits"), any(map[string]any{"cpu": "1", "memory": "1Gi"}))
 		want(t, "automountServiceAccountToken", dep.Get(pod+"automountServiceAccountToken"), any(false))
+		want(t, "seccomp", dep.String(pod+"securityContext.seccompProfile.type"), "RuntimeDefault")
+		want(t, "allowPrivilegeEscalation", dep.Get(c+"securityContext.allowPrivilegeEscalation"), any(false))
+		wantDeep(t, "dropped capabilities", dep.Get(c+"securityContext.capabilities.drop"), any([]any{"ALL"}))
 		wantDependsOn(t, dep, tPVC, "dump")
 		wantParent(t, rec, dep, tServer)
 	})
@@ -185,6 +189,26 @@ func TestDevStack(t *testing.T) {
 		wantDependsOn(t, svc, tDeployment, "loklak-server")
 	})
 
+	t.Run("only the HTTP port is admitted", func(t *testing.T) {
+		np := rec.One(t, tNetworkPolicy)
+		wantDeep(t, "podSelector", np.Get("spec.podSelector.matchLabels"), any(map[string]any{"app.kubernetes.io/name": "loklak-server"}))
+		wantDeep(t, "policyTypes", np.Get("spec.policyTypes"), any([]any{"Ingress"}))
+		wantDeep(t, "ingress", np.Get("spec.ingress"), any([]any{map[string]any{
+			"ports": []any{map[string]any{"port": float64(9000), "protocol": "TCP"}},
+		}}))
+	})
+
+	t.Run("namespace enforces Pod Security baseline, warns at restricted", func(t *testing.T) {
+		ns := rec.One(t, tNamespace)
+		want(t, "name", ns.String("metadata.name"), "loklak-dev")
+		wantDeep(t, "labels", ns.Get("metadata.labels"), any(map[string]any{
+			"app.kubernetes.io/part-of":          "loklak-dumps",
+			"pod-security.kubernetes.io/enforce": "baseline",
+			"pod-security.kubernetes.io/warn":    "restricted",
+			"pod-security.kubernetes.io/audit":   "restricted",
+		}))
+	})
+
 	t.Run("every Kubernetes resource uses the explicit provider", func(t *testing.T) {
 		p := rec.One(t, tK8sProvider)
 		for _, r := range rec.Resources() {
@@ -196,8 +220,9 @@ func TestDevStack(t *testing.T) {
 			}
 		}
 		if n := len(rec.OfType(tNamespace)) + len(rec.OfType(tStorageClass)) + len(rec.OfType(tPV)) +
-			len(rec.OfType(tPVC)) + len(rec.OfType(tDeployment)) + len(rec.OfType(tService)); n != 6 {
-			t.Errorf("Kubernetes objects = %d, want 6", n)
+			len(rec.OfType(tPVC)) + len(rec.OfType(tDeployment)) + len(rec.OfType(tService)) +
+			len(rec.OfType(tNetworkPolicy)); n != 7 {
+			t.Errorf("Kubernetes objects = %d, want 7", n)
 		}
 	})
 

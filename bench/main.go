@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -126,7 +127,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }() // a temp dir; nothing to do if it lingers
 	bin := filepath.Join(work, "loklak-dumps")
 	build := func(env ...string) error {
 		cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -321,13 +322,18 @@ func kubectlApplyAndWait(ctx context.Context, cp *harness.ControlPlane, manifest
 	return err
 }
 
-// touchAndBuild appends a comment line to file, builds, and restores the file.
-func touchAndBuild(file string, build func(...string) error) error {
+// touchAndBuild appends a comment line to file, builds, and restores the file; a failed restore is an
+// error, never a silently modified source file.
+func touchAndBuild(file string, build func(...string) error) (err error) {
 	orig, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	defer os.WriteFile(file, orig, 0o644)
+	defer func() {
+		if restore := os.WriteFile(file, orig, 0o644); restore != nil {
+			err = errors.Join(err, fmt.Errorf("restore %s: %w", file, restore))
+		}
+	}()
 	if err := os.WriteFile(file, append(slices.Clone(orig), []byte(fmt.Sprintf("\n// bench %d\n", time.Now().UnixNano()))...), 0o644); err != nil {
 		return err
 	}

@@ -66,7 +66,9 @@ func run(m *testing.M) int {
 	code := m.Run()
 	cp.Stop()
 	if code == 0 {
-		os.RemoveAll(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+		}
 	} else {
 		fmt.Fprintln(os.Stderr, "e2e: control plane logs kept in", dir)
 	}

@@ -235,13 +235,13 @@ func (cp *ControlPlane) start(detach bool, name string, args ...string) error {
 		return err
 	}
 	cp.procs = append(cp.procs, cmd)
+	// The PID file is how StopDir finds a detached control plane: a failed write must not pass silently.
 	f, err := os.OpenFile(filepath.Join(cp.Dir, pidFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	_, err = fmt.Fprintln(f, cmd.Process.Pid)
-	return err
+	return errors.Join(err, f.Close())
 }
 
 // spawn starts a tool in its own process group (so a terminal's Ctrl-C reaches only our handler, which
@@ -251,7 +251,7 @@ func (cp *ControlPlane) spawn(detach bool, name string, args ...string) (*exec.C
 	if err != nil {
 		return nil, err
 	}
-	defer log.Close()
+	defer func() { _ = log.Close() }() // the child holds its own descriptor from Start on
 	cmd := cp.tools.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !detach, Setsid: detach}
@@ -319,7 +319,7 @@ func freePorts(n int) ([]int, error) {
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {
-			l.Close()
+			_ = l.Close() // only held to keep the ports distinct
 		}
 	}()
 	for range n {

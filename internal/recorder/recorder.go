@@ -4,6 +4,7 @@
 package recorder
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -173,15 +174,15 @@ func Run(t testing.TB, project, stack string, config stackconfig.Values, program
 // afterwards, so it must not run concurrently with another program in the same process.
 func RunProgram(project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
 	old, had := os.LookupEnv("PULUMI_CONFIG")
-	defer func() {
-		if had {
-			os.Setenv("PULUMI_CONFIG", old)
-		} else {
-			os.Unsetenv("PULUMI_CONFIG")
-		}
-	}()
-	os.Setenv("PULUMI_CONFIG", config.EngineJSON(project))
-	return run(project, stack, program)
+	if err := os.Setenv("PULUMI_CONFIG", config.EngineJSON(project)); err != nil {
+		return nil, err
+	}
+	rec, err := run(project, stack, program)
+	restore := os.Unsetenv("PULUMI_CONFIG")
+	if had {
+		restore = os.Setenv("PULUMI_CONFIG", old)
+	}
+	return rec, errors.Join(err, restore)
 }
 
 func run(project, stack string, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {

@@ -34,7 +34,7 @@ func Defaults(p *workspace.Project) (Values, error) {
 		}
 		s, err := raw(t.Default)
 		if err != nil {
-			return nil, fmt.Errorf("Pulumi.yaml: default of %s: %w", key, err)
+			return nil, fmt.Errorf("default of %s in Pulumi.yaml: %w", key, err)
 		}
 		out[key] = s
 	}
@@ -61,11 +61,11 @@ func Load(dir, stack string) (*workspace.Project, Values, error) {
 			continue // another package's config, such as gcp:project
 		}
 		if v.Secure() {
-			return nil, nil, fmt.Errorf("Pulumi.%s.yaml: %s is a secret; set it with the stack, not in tests", stack, key)
+			return nil, nil, fmt.Errorf("%s in Pulumi.%s.yaml is a secret; set it with the stack, not in tests", key, stack)
 		}
 		s, err := v.Value(config.NopDecrypter)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Pulumi.%s.yaml: %s: %w", stack, key, err)
+			return nil, nil, fmt.Errorf("%s in Pulumi.%s.yaml: %w", key, stack, err)
 		}
 		values[key.Name()] = s
 	}

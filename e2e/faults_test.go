@@ -1,0 +1,289 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loklak/loklak-dumps/harness"
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+)
+
+// faultStack brings up the local stack in its own namespace and returns it with its config, and the
+// UIDs of its PV and PVC, which every fault test must find unchanged at the end.
+func faultStack(t *testing.T, name string) (auto.Stack, stackconfig.Values, func(stackconfig.Values) auto.Stack, string, string) {
+	t.Helper()
+	ctx := context.Background()
+	d := newDriver(t)
+	values := localValues(t, map[string]string{"namespace": name, "diskName": name + "-data"})
+	restack := func(v stackconfig.Values) auto.Stack {
+		t.Helper()
+		s, err := d.Stack(ctx, name, v, map[string]string{"kubeconfig": cp.Kubeconfig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	stack := restack(values)
+	if _, err := stack.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = stack.Destroy(ctx) })
+	pv := kubectlJSON(t, "get", "pv", name+"-dump")
+	pvc := kubectlJSON(t, "-n", name, "get", "pvc", "dump")
+	return stack, values, restack, pv.str("metadata.uid"), pvc.str("metadata.uid")
+}
+
+func storageUIDs(t *testing.T, ns string) (pv, pvc string) {
+	t.Helper()
+	return kubectlJSON(t, "get", "pv", ns+"-dump").str("metadata.uid"), kubectlJSON(t, "-n", ns, "get", "pvc", "dump").str("metadata.uid")
+}
+
+// Ten image updates in a row: every rollout completes, and storage is never replaced.
+func TestTenImageUpdatesKeepStorage(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-images"
+	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
+	for i := 1; i <= 10; i++ {
+		image := fmt.Sprintf("loklak/loklak_server:update-%d", i)
+		s := restack(values.With(map[string]string{"image": image}))
+		res, err := s.Up(ctx)
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+		if c := res.Summary.ResourceChanges; c == nil || (*c)["update"] != 1 || (*c)["replace"] != 0 || (*c)["delete"] != 0 || (*c)["create"] != 0 {
+			t.Fatalf("update %d changed %v, want exactly one update", i, res.Summary.ResourceChanges)
+		}
+		dep := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server")
+		want(t, fmt.Sprintf("update %d image", i), dep.str("spec.template.spec.containers.0.image"), image)
+		want(t, fmt.Sprintf("update %d available", i), dep.get("status.availableReplicas"), any(float64(1)))
+		want(t, fmt.Sprintf("update %d strategy", i), dep.str("spec.strategy.type"), "Recreate")
+	}
+	pv, pvc := storageUIDs(t, ns)
+	want(t, "PV uid after 10 updates", pv, pvUID)
+	want(t, "PVC uid after 10 updates", pvc, pvcUID)
+}
+
+// Two `up`s on the same stack at once: the backend's lock refuses one with a clear message, the other
+// converges, and the state stays consistent (a following preview plans nothing).
+func TestConcurrentUpsAreSerializedByTheLock(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-lock"
+	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
+	// Two workspaces on the same backend and stack, as two people or two CI jobs would have.
+	a := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-a"}))
+	b := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-b"}))
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []auto.Stack{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Up(ctx)
+		}()
+		time.Sleep(300 * time.Millisecond) // let the first take the lock
+	}
+	wg.Wait()
+	var refused []error
+	for _, err := range errs {
+		if err != nil {
+			refused = append(refused, err)
+		}
+	}
+	if len(refused) != 1 {
+		t.Fatalf("want exactly one up refused, got errors %v", errs)
+	}
+	if msg := refused[0].Error(); !strings.Contains(msg, "locked") {
+		t.Errorf("the refused up does not say the stack is locked: %s", msg)
+	}
+	t.Logf("the second user sees: %s", lastLines(refused[0].Error(), 3))
+	final := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-a"}))
+	steps, err := harness.PreviewSteps(ctx, final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := changed(steps); len(c) > 1 {
+		t.Errorf("state inconsistent after concurrent ups: preview plans %v", c)
+	}
+	pv, pvc := storageUIDs(t, ns)
+	want(t, "PV uid", pv, pvUID)
+	want(t, "PVC uid", pvc, pvcUID)
+}
+
+// Someone deletes the Deployment by hand: refresh notices, up recreates it on the same claim.
+func TestHandDeletedDeploymentIsRestored(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-deploy"
+	stack, _, _, pvUID, pvcUID := faultStack(t, ns)
+	if _, err := cp.Kubectl(ctx, "-n", ns, "delete", "deployment", "loklak-server", "--wait=true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stack.Refresh(ctx, optrefresh.ExpectNoChanges()); err == nil {
+		t.Errorf("refresh with --expect-no-changes did not notice the deleted Deployment")
+	}
+	if _, err := stack.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := stack.Up(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Summary.ResourceChanges; c == nil || (*c)["create"] != 1 {
+		t.Errorf("up changed %v, want the Deployment created", res.Summary.ResourceChanges)
+	}
+	want(t, "Deployment available", kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").get("status.availableReplicas"), any(float64(1)))
+	pv, pvc := storageUIDs(t, ns)
+	want(t, "PV uid", pv, pvUID)
+	want(t, "PVC uid", pvc, pvcUID)
+}
+
+// Someone deletes the PVC by hand: the PV turns Released and keeps the data (Retain). The documented
+// recovery (README: clear the PV's stale claimRef.uid, then refresh + up) binds a new claim to the same PV.
+func TestHandDeletedClaimRebindsToTheSameVolume(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-claim"
+	stack, _, _, pvUID, oldPVC := faultStack(t, ns)
+	// The claim is in use; it goes once the pod is gone, as when someone deletes both.
+	if _, err := cp.Kubectl(ctx, "-n", ns, "delete", "deployment", "loklak-server", "--wait=true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "-n", ns, "delete", "pvc", "dump", "--wait=true", "--timeout=2m"); err != nil {
+		t.Fatal(err)
+	}
+	pv := kubectlJSON(t, "get", "pv", ns+"-dump")
+	want(t, "PV phase after the claim is deleted", pv.str("status.phase"), "Released")
+	want(t, "PV uid (the volume, and so the disk, remains)", pv.str("metadata.uid"), pvUID)
+
+	// README, "Recovering a Released volume".
+	if _, err := cp.Kubectl(ctx, "patch", "pv", ns+"-dump", "--type", "json", "-p", `[{"op":"remove","path":"/spec/claimRef/uid"}]`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stack.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stack.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pv = kubectlJSON(t, "get", "pv", ns+"-dump")
+	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", "dump")
+	want(t, "PV uid", pv.str("metadata.uid"), pvUID)
+	want(t, "PV phase", pv.str("status.phase"), "Bound")
+	want(t, "PVC phase", pvc.str("status.phase"), "Bound")
+	want(t, "PV claimRef is the new claim", pv.str("spec.claimRef.uid"), pvc.str("metadata.uid"))
+	if pvc.str("metadata.uid") == oldPVC {
+		t.Errorf("the claim was not recreated")
+	}
+	want(t, "Deployment available", kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").get("status.availableReplicas"), any(float64(1)))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// The engine is killed (SIGKILL) in the middle of an update. It leaves a stale lock and a pending
+// operation. The README's recovery: `pulumi cancel` (removes the lock), `pulumi refresh
+// --clear-pending-creates`, then `pulumi up`. It converges with nothing replaced.
+func TestEngineKilledMidUpdateRecovers(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-kill"
+	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
+	stack := restack(values.With(map[string]string{"image": "loklak/loklak_server:killed-mid-update"}))
+
+	engineEvents := make(chan events.EngineEvent)
+	killed := make(chan int, 1)
+	go func() {
+		for ev := range engineEvents {
+			if ev.ResourcePreEvent != nil && ev.ResourcePreEvent.Metadata.Type == "kubernetes:apps/v1:Deployment" && len(killed) == 0 {
+				clis := childProcesses(os.Getpid(), "pulumi")
+				if len(clis) != 1 {
+					t.Errorf("want one pulumi CLI child, found %v", clis)
+					continue
+				}
+				// A killed engine orphans its provider plugin, as it would for a user: end it afterwards.
+				plugins := childProcesses(clis[0], "pulumi-resource")
+				t.Cleanup(func() {
+					for _, p := range plugins {
+						_ = syscall.Kill(p, syscall.SIGKILL)
+					}
+				})
+				_ = syscall.Kill(clis[0], syscall.SIGKILL)
+				killed <- clis[0]
+			}
+		}
+	}()
+	if _, err := stack.Up(ctx, optup.EventStreams(engineEvents)); err == nil {
+		t.Fatal("up finished although its engine was killed")
+	}
+	if len(killed) != 1 {
+		t.Fatal("the engine was never killed: no Deployment update event")
+	}
+	_, err := stack.Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("after the kill, up was not refused by the stale lock: %v", err)
+	}
+
+	// README, "When the engine was killed".
+	if err := stack.Cancel(ctx); err != nil {
+		t.Fatalf("pulumi cancel: %v", err)
+	}
+	if _, err := stack.Refresh(ctx, optrefresh.ClearPendingCreates()); err != nil {
+		t.Fatalf("pulumi refresh --clear-pending-creates: %v", err)
+	}
+	res, err := stack.Up(ctx)
+	if err != nil {
+		t.Fatalf("up after recovery: %v", err)
+	}
+	if c := res.Summary.ResourceChanges; c != nil && ((*c)["replace"] != 0 || (*c)["delete"] != 0) {
+		t.Errorf("recovery replaced or deleted resources: %v", *c)
+	}
+	dep := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server")
+	want(t, "image after recovery", dep.str("spec.template.spec.containers.0.image"), "loklak/loklak_server:killed-mid-update")
+	want(t, "available after recovery", dep.get("status.availableReplicas"), any(float64(1)))
+	pv, pvc := storageUIDs(t, ns)
+	want(t, "PV uid", pv, pvUID)
+	want(t, "PVC uid", pvc, pvcUID)
+}
+
+// childProcesses returns the PIDs of parent's children whose command name starts with prefix
+// (the kernel truncates names to 15 characters).
+func childProcesses(parent int, prefix string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		open, end := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+		if open < 0 || end < 0 {
+			continue
+		}
+		comm, fields := string(stat)[open+1:end], strings.Fields(string(stat)[end+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) && (comm == prefix || strings.HasPrefix(comm, prefix)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

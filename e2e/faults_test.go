@@ -47,11 +47,6 @@ func faultStack(t *testing.T, name string) (auto.Stack, stackconfig.Values, func
 	return stack, values, restack, pv.str("metadata.uid"), pvc.str("metadata.uid")
 }
 
-func storageUIDs(t *testing.T, ns string) (pv, pvc string) {
-	t.Helper()
-	return kubectlJSON(t, "get", "pv", ns+"-dump").str("metadata.uid"), kubectlJSON(t, "-n", ns, "get", "pvc", "dump").str("metadata.uid")
-}
-
 // Ten image updates in a row: every rollout completes, and storage is never replaced.
 func TestTenImageUpdatesKeepStorage(t *testing.T) {
 	ctx := context.Background()
@@ -72,9 +67,7 @@ func TestTenImageUpdatesKeepStorage(t *testing.T) {
 		want(t, fmt.Sprintf("update %d available", i), dep.get("status.availableReplicas"), any(float64(1)))
 		want(t, fmt.Sprintf("update %d strategy", i), dep.str("spec.strategy.type"), "Recreate")
 	}
-	pv, pvc := storageUIDs(t, ns)
-	want(t, "PV uid after 10 updates", pv, pvUID)
-	want(t, "PVC uid after 10 updates", pvc, pvcUID)
+	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
 // Two `up`s on the same stack at once: the backend's lock refuses one with a clear message, the other
@@ -118,9 +111,7 @@ func TestConcurrentUpsAreSerializedByTheLock(t *testing.T) {
 	if c := changed(steps); len(c) > 1 {
 		t.Errorf("state inconsistent after concurrent ups: preview plans %v", c)
 	}
-	pv, pvc := storageUIDs(t, ns)
-	want(t, "PV uid", pv, pvUID)
-	want(t, "PVC uid", pvc, pvcUID)
+	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
 // Someone deletes the Deployment by hand: refresh notices, up recreates it on the same claim.
@@ -145,9 +136,7 @@ func TestHandDeletedDeploymentIsRestored(t *testing.T) {
 		t.Errorf("up changed %v, want the Deployment created", res.Summary.ResourceChanges)
 	}
 	want(t, "Deployment available", kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").get("status.availableReplicas"), any(float64(1)))
-	pv, pvc := storageUIDs(t, ns)
-	want(t, "PV uid", pv, pvUID)
-	want(t, "PVC uid", pvc, pvcUID)
+	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
 // Someone deletes the PVC by hand: the PV turns Released and keeps the data (Retain). The documented
@@ -253,9 +242,7 @@ func TestEngineKilledMidUpdateRecovers(t *testing.T) {
 	dep := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server")
 	want(t, "image after recovery", dep.str("spec.template.spec.containers.0.image"), "loklak/loklak_server:killed-mid-update")
 	want(t, "available after recovery", dep.get("status.availableReplicas"), any(float64(1)))
-	pv, pvc := storageUIDs(t, ns)
-	want(t, "PV uid", pv, pvUID)
-	want(t, "PVC uid", pvc, pvcUID)
+	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
 // childProcesses returns the PIDs of parent's children whose command name starts with prefix

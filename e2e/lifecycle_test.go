@@ -170,7 +170,7 @@ func TestLifecycle(t *testing.T) {
 		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
 			t.Fatal(err)
 		}
-		assertStorageKept(t, pvUID, pvcUID)
+		assertStorageKept(t, namespace, pvUID, pvcUID)
 		dep := kubectlJSON(t, "-n", namespace, "get", "deployment", "loklak-server")
 		want(t, "image", dep.str("spec.template.spec.containers.0.image"), image2)
 		want(t, "updated replicas", dep.get("status.updatedReplicas"), any(float64(1)))
@@ -197,7 +197,7 @@ func TestLifecycle(t *testing.T) {
 		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
 			t.Fatal(err)
 		}
-		assertStorageKept(t, pvUID, pvcUID)
+		assertStorageKept(t, namespace, pvUID, pvcUID)
 		want(t, "PV capacity", kubectlJSON(t, "get", "pv", pvName).str("spec.capacity.storage"), "20Gi")
 		want(t, "PVC request", kubectlJSON(t, "-n", namespace, "get", "pvc", "dump").str("spec.resources.requests.storage"), "20Gi")
 	})
@@ -235,11 +235,12 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
-// assertStorageKept checks the PV and PVC are the same objects as before (same UIDs) and still Bound.
-func assertStorageKept(t *testing.T, pvUID, pvcUID string) {
+// assertStorageKept checks the namespace's PV and PVC are the same objects as before (same UIDs) and
+// still Bound: nothing replaced, nothing lost.
+func assertStorageKept(t *testing.T, ns, pvUID, pvcUID string) {
 	t.Helper()
-	pv := kubectlJSON(t, "get", "pv", pvName)
-	pvc := kubectlJSON(t, "-n", namespace, "get", "pvc", "dump")
+	pv := kubectlJSON(t, "get", "pv", ns+"-dump")
+	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", "dump")
 	want(t, "PV uid (replaced?)", pv.str("metadata.uid"), pvUID)
 	want(t, "PVC uid (replaced?)", pvc.str("metadata.uid"), pvcUID)
 	want(t, "PV phase", pv.str("status.phase"), "Bound")

@@ -124,7 +124,10 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 	}
 
 	svc, err := corev1.NewService(ctx, ServerName, &corev1.ServiceArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels},
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels,
+			Annotations: serviceAnnotations(args.Service),
+		},
 		Spec: &corev1.ServiceSpecArgs{
 			Type: pulumi.String(args.Service.Type),
 			// Select the pods through the Deployment's output, so the Service follows the Deployment.
@@ -162,6 +165,18 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 		"serviceName":    svc.Metadata.Name(),
 		"dumpUrl":        s.DumpURL,
 	})
+}
+
+// serviceAnnotations skips the provider's Service await unless the Service is a LoadBalancer. For
+// ClusterIP and NodePort that await only re-proves what the Deployment's await already proved (a ready
+// pod behind the selector), and pulumi-kubernetes sleeps a fixed 10 s after every Endpoints change
+// before it answers (pkg/await/service.go): half of an `up` here. A LoadBalancer keeps the await,
+// which is what yields the address behind the dumpUrl output.
+func serviceAnnotations(cfg ServiceConfig) pulumi.StringMap {
+	if cfg.Type == "LoadBalancer" {
+		return nil
+	}
+	return pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}
 }
 
 func envVar(name, value string) *corev1.EnvVarArgs {

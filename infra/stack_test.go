@@ -187,6 +187,8 @@ func TestDevStack(t *testing.T) {
 		want(t, "targetPort", svc.String("spec.ports.0.targetPort"), "http")
 		wantDeep(t, "selector", svc.Get("spec.selector"), any(map[string]any{"app.kubernetes.io/name": "loklak-server"}))
 		wantDependsOn(t, svc, tDeployment, "loklak-server")
+		annotations, _ := svc.Get("metadata.annotations").(map[string]any)
+		want(t, "skipAwait annotation", annotations["pulumi.com/skipAwait"], any("true"))
 	})
 
 	t.Run("only the HTTP port is admitted", func(t *testing.T) {
@@ -290,7 +292,9 @@ func TestProdStack(t *testing.T) {
 		dep := rec.One(t, tDeployment)
 		want(t, "strategy", dep.String("spec.strategy.type"), "Recreate")
 		want(t, "heap", dep.String("spec.template.spec.containers.0.env.1.value"), "2g")
-		want(t, "service type", rec.One(t, tService).String("spec.type"), "LoadBalancer")
+		svc := rec.One(t, tService)
+		want(t, "service type", svc.String("spec.type"), "LoadBalancer")
+		want(t, "LoadBalancer keeps the await that yields its address", svc.Get("metadata.annotations"), nil)
 		want(t, "dumpUrl", rec.Outputs["dumpUrl"], any("http://"+recorder.LoadBalancerIP+":80/dump/"))
 	})
 }

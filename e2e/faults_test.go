@@ -274,3 +274,128 @@ func childProcesses(parent int, prefix string) []int {
 	}
 	return pids
 }
+
+// The node goes away and a new one appears in the same zone: the pod is rescheduled there on the same
+// claim. With no node in the disk's zone the pod stays Pending (the PV's zone affinity); nothing
+// recreates storage.
+func TestNodeReplacementKeepsTheClaim(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-node"
+	_, _, _, pvUID, pvcUID := faultStack(t, ns)
+	// Whatever happens below, leave the suite a Ready node in the zone and no other.
+	t.Cleanup(func() {
+		_, _ = cp.Kubectl(ctx, "delete", "node", "kwok-node-elsewhere", "kwok-node-1", "--ignore-not-found")
+		if err := cp.AddNode(ctx, harness.NodeName, zone); err != nil {
+			t.Error(err)
+		}
+	})
+	podNode := func() (string, string) {
+		pods := kubectlJSON(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
+		items, _ := pods.get("items").([]any)
+		for _, it := range items {
+			p := object(it.(map[string]any))
+			if p.get("metadata.deletionTimestamp") == nil {
+				return p.str("spec.nodeName"), p.str("status.phase")
+			}
+		}
+		return "", ""
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+
+	if err := cp.AddNode(ctx, "kwok-node-1", zone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "delete", "node", harness.NodeName); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the pod to run on kwok-node-1", func() bool {
+		node, phase := podNode()
+		return node == "kwok-node-1" && phase == "Running"
+	})
+	assertStorageKept(t, ns, pvUID, pvcUID)
+
+	// Only a node in another zone: the pod cannot follow the disk there.
+	if err := cp.AddNode(ctx, "kwok-node-elsewhere", "europe-west1-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "delete", "node", "kwok-node-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the pod to be Pending", func() bool {
+		node, phase := podNode()
+		return node == "" && phase == "Pending"
+	})
+	events := kubectlJSON(t, "-n", ns, "get", "events", "--field-selector", "reason=FailedScheduling")
+	if !strings.Contains(fmt.Sprint(events.get("items")), "didn't match PersistentVolume's node affinity") {
+		t.Errorf("FailedScheduling does not name the zone affinity: %v", events.get("items"))
+	}
+	assertStorageKept(t, ns, pvUID, pvcUID)
+}
+
+// The API server is stopped in the middle of an update and started again: the interrupted up fails or
+// finishes, and a retried up converges with nothing replaced.
+func TestAPIServerOutageDuringUpRecovers(t *testing.T) {
+	ctx := context.Background()
+	const ns = "fault-api"
+	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
+	stack := restack(values.With(map[string]string{"image": "loklak/loklak_server:api-outage"}))
+
+	engineEvents := make(chan events.EngineEvent)
+	restarted := make(chan error, 1)
+	go func() {
+		stopped := false
+		for ev := range engineEvents {
+			if stopped || ev.ResourcePreEvent == nil || ev.ResourcePreEvent.Metadata.Type != "kubernetes:apps/v1:Deployment" {
+				continue
+			}
+			stopped = true
+			restart, err := cp.StopProcess("kube-apiserver")
+			if err != nil {
+				restarted <- err
+				continue
+			}
+			time.Sleep(5 * time.Second)
+			restarted <- restart()
+		}
+	}()
+	upCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	_, firstErr := stack.Up(upCtx, optup.EventStreams(engineEvents))
+	if err := <-restarted; err != nil {
+		t.Fatalf("restarting kube-apiserver: %v", err)
+	}
+	t.Logf("the interrupted up: %v", firstErr)
+	if err := cp.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var res auto.UpResult
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if res, err = stack.Up(ctx); err == nil {
+			break
+		}
+		t.Logf("retry %d: %v", attempt, lastLines(err.Error(), 2))
+		if strings.Contains(err.Error(), "locked") {
+			_ = stack.Cancel(ctx)
+		}
+	}
+	if err != nil {
+		t.Fatalf("retried up did not converge: %v", err)
+	}
+	if c := res.Summary.ResourceChanges; c != nil && ((*c)["replace"] != 0 || (*c)["delete"] != 0) {
+		t.Errorf("recovery replaced or deleted resources: %v", *c)
+	}
+	dep := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server")
+	want(t, "image", dep.str("spec.template.spec.containers.0.image"), "loklak/loklak_server:api-outage")
+	want(t, "available", dep.get("status.availableReplicas"), any(float64(1)))
+	assertStorageKept(t, ns, pvUID, pvcUID)
+}

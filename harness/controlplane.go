@@ -97,10 +97,7 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	); err != nil {
 		return nil, err
 	}
-	if err := cp.waitFor(ctx, "kube-apiserver /readyz", 90*time.Second, func() error {
-		_, err := cp.Kubectl(ctx, "get", "--raw", "/readyz")
-		return err
-	}); err != nil {
+	if err := cp.WaitReady(ctx); err != nil {
 		return nil, err
 	}
 	if err := cp.start(opts.Detach, "kube-controller-manager",
@@ -138,6 +135,14 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 		return nil, err
 	}
 	return cp, nil
+}
+
+// WaitReady waits until the API server answers /readyz (after a start or a restart).
+func (cp *ControlPlane) WaitReady(ctx context.Context) error {
+	return cp.waitFor(ctx, "kube-apiserver /readyz", 90*time.Second, func() error {
+		_, err := cp.Kubectl(ctx, "get", "--raw", "/readyz")
+		return err
+	})
 }
 
 // AddNode registers a fake node in zone and waits until kwok reports it Ready.

@@ -192,33 +192,30 @@ func TestEngineKilledMidUpdateRecovers(t *testing.T) {
 	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
 	stack := restack(values.With(map[string]string{"image": "loklak/loklak_server:killed-mid-update"}))
 
-	engineEvents := make(chan events.EngineEvent)
 	killed := make(chan int, 1)
-	go func() {
-		for ev := range engineEvents {
-			if ev.ResourcePreEvent != nil && ev.ResourcePreEvent.Metadata.Type == "kubernetes:apps/v1:Deployment" && len(killed) == 0 {
-				clis := childProcesses(os.Getpid(), "pulumi")
-				if len(clis) != 1 {
-					t.Errorf("want one pulumi CLI child, found %v", clis)
-					continue
-				}
-				// A killed engine orphans its provider plugin, as it would for a user: end it afterwards.
-				plugins := childProcesses(clis[0], "pulumi-resource")
-				t.Cleanup(func() {
-					for _, p := range plugins {
-						_ = syscall.Kill(p, syscall.SIGKILL)
-					}
-				})
-				_ = syscall.Kill(clis[0], syscall.SIGKILL)
-				killed <- clis[0]
-			}
+	atDeployment := onceAtDeploymentStep(func() {
+		clis := childProcesses(os.Getpid(), "pulumi")
+		if len(clis) != 1 {
+			t.Errorf("want one pulumi CLI child, found %v", clis)
+			return
 		}
-	}()
-	if _, err := stack.Up(ctx, optup.EventStreams(engineEvents)); err == nil {
+		// A killed engine orphans its provider plugin, as it would for a user: end it afterwards.
+		plugins := childProcesses(clis[0], "pulumi-resource")
+		t.Cleanup(func() {
+			for _, p := range plugins {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		})
+		_ = syscall.Kill(clis[0], syscall.SIGKILL)
+		killed <- clis[0]
+	})
+	if _, err := stack.Up(ctx, optup.EventStreams(atDeployment)); err == nil {
 		t.Fatal("up finished although its engine was killed")
 	}
-	if len(killed) != 1 {
-		t.Fatal("the engine was never killed: no Deployment update event")
+	select {
+	case <-killed:
+	case <-time.After(time.Minute):
+		t.Fatal("the engine was never killed: no Deployment step")
 	}
 	_, err := stack.Up(ctx)
 	if err == nil || !strings.Contains(err.Error(), "locked") {
@@ -243,6 +240,22 @@ func TestEngineKilledMidUpdateRecovers(t *testing.T) {
 	want(t, "image after recovery", dep.str("spec.template.spec.containers.0.image"), "loklak/loklak_server:killed-mid-update")
 	want(t, "available after recovery", dep.get("status.availableReplicas"), any(float64(1)))
 	assertStorageKept(t, ns, pvUID, pvcUID)
+}
+
+// onceAtDeploymentStep returns an event stream for optup.EventStreams that calls f once, as soon as the
+// engine starts the Deployment's step: the moment a fault hurts most.
+func onceAtDeploymentStep(f func()) chan events.EngineEvent {
+	ch := make(chan events.EngineEvent)
+	go func() {
+		done := false
+		for ev := range ch { // the Automation API closes it when the operation ends
+			if !done && ev.ResourcePreEvent != nil && ev.ResourcePreEvent.Metadata.Type == "kubernetes:apps/v1:Deployment" {
+				done = true
+				f()
+			}
+		}
+	}()
+	return ch
 }
 
 // childProcesses returns the PIDs of parent's children whose command name starts with prefix
@@ -349,29 +362,25 @@ func TestAPIServerOutageDuringUpRecovers(t *testing.T) {
 	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
 	stack := restack(values.With(map[string]string{"image": "loklak/loklak_server:api-outage"}))
 
-	engineEvents := make(chan events.EngineEvent)
 	restarted := make(chan error, 1)
-	go func() {
-		stopped := false
-		for ev := range engineEvents {
-			if stopped || ev.ResourcePreEvent == nil || ev.ResourcePreEvent.Metadata.Type != "kubernetes:apps/v1:Deployment" {
-				continue
-			}
-			stopped = true
-			restart, err := cp.StopProcess("kube-apiserver")
-			if err != nil {
-				restarted <- err
-				continue
-			}
+	atDeployment := onceAtDeploymentStep(func() {
+		restart, err := cp.StopProcess("kube-apiserver")
+		if err == nil {
 			time.Sleep(5 * time.Second)
-			restarted <- restart()
+			err = restart()
 		}
-	}()
+		restarted <- err
+	})
 	upCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
-	_, firstErr := stack.Up(upCtx, optup.EventStreams(engineEvents))
-	if err := <-restarted; err != nil {
-		t.Fatalf("restarting kube-apiserver: %v", err)
+	_, firstErr := stack.Up(upCtx, optup.EventStreams(atDeployment))
+	select {
+	case err := <-restarted:
+		if err != nil {
+			t.Fatalf("stopping or restarting kube-apiserver: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the API server was never stopped: no Deployment step")
 	}
 	t.Logf("the interrupted up: %v", firstErr)
 	if err := cp.WaitReady(ctx); err != nil {

@@ -193,9 +193,10 @@ var (
 )
 
 // ParseConfig reads and validates every key through get, which returns a key's raw value (as the engine
-// hands it to the program: strings, with arrays as JSON text) and whether it is set. It never registers
-// anything; a non-nil error is a *ConfigError listing every bad value.
-func ParseConfig(project string, get func(key string) (string, bool)) (Config, error) {
+// hands it to the program: strings, with arrays as JSON text) and whether it is set. setKeys, when
+// known, are all the full "project:key" names the stack sets; undeclared ones among them are refused.
+// It never registers anything; a non-nil error is a *ConfigError listing every bad value.
+func ParseConfig(project string, get func(key string) (string, bool), setKeys []string) (Config, error) {
 	p := parser{get: get}
 	var c Config
 
@@ -255,6 +256,7 @@ func ParseConfig(project string, get func(key string) (string, bool)) (Config, e
 
 	c.Service.Type = p.oneOf("serviceType", ServiceTypes)
 	c.Service.Port = p.intIn("servicePort", 1, 65535, "a TCP port")
+	p.errs = append(p.errs, UndeclaredKeys(project, setKeys)...)
 
 	if len(p.errs) > 0 {
 		return Config{}, &ConfigError{Project: project, Errors: p.errs}

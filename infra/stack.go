@@ -38,15 +38,7 @@ func Stack(ctx *pulumi.Context) (pulumi.Map, error) {
 	cfg, err := ParseConfig(ctx.Project(), func(key string) (string, bool) {
 		v, err := config.Try(ctx, key) // fails only when the key is unset
 		return v, err == nil
-	})
-	undeclared := UndeclaredKeys(ctx.Project(), engineConfigKeys())
-	if len(undeclared) > 0 {
-		var all []FieldError
-		if ce, ok := AsConfigError(err); ok {
-			all = ce.Errors
-		}
-		err = &ConfigError{Project: ctx.Project(), Errors: append(all, undeclared...)}
-	}
+	}, engineConfigKeys())
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
@@ -104,10 +105,11 @@ func writeStackFile(path, project string, values stackconfig.Values) error {
 		}
 		cfg[project+":"+key] = v
 	}
-	// Keys unset in values go away, except secrets, which are set separately.
+	// The project's keys unset in values go away, except secrets, which are set separately; other
+	// packages' keys (gcp:project, say) stay.
 	for key, v := range cfg {
-		name := key[len(project)+1:]
-		if _, set := values[name]; !set {
+		name, ours := strings.CutPrefix(key, project+":")
+		if _, set := values[name]; ours && !set {
 			if m, ok := v.(map[string]any); !ok || m["secure"] == nil {
 				delete(cfg, key)
 			}

@@ -39,7 +39,7 @@ type ServerArgs struct {
 	Service   ServiceConfig
 }
 
-// NewServer declares the loklak Deployment and its Service.
+// NewServer declares the loklak Deployment, its Service and its NetworkPolicy.
 func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi.ResourceOption) (*Server, error) {
 	s := &Server{}
 	if err := ctx.RegisterComponentResource("loklak-dumps:app:Server", name, s, opts...); err != nil {

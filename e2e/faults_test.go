@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,13 +192,13 @@ func TestEngineKilledMidUpdateRecovers(t *testing.T) {
 
 	killed := make(chan int, 1)
 	atDeployment := onceAtDeploymentStep(func() {
-		clis := childProcesses(os.Getpid(), "pulumi")
+		clis := harness.ChildProcesses(os.Getpid(), "pulumi")
 		if len(clis) != 1 {
 			t.Errorf("want one pulumi CLI child, found %v", clis)
 			return
 		}
 		// A killed engine orphans its provider plugin, as it would for a user: end it afterwards.
-		plugins := childProcesses(clis[0], "pulumi-resource")
+		plugins := harness.ChildProcesses(clis[0], "pulumi-resource")
 		t.Cleanup(func() {
 			for _, p := range plugins {
 				_ = syscall.Kill(p, syscall.SIGKILL)
@@ -256,36 +254,6 @@ func onceAtDeploymentStep(f func()) chan events.EngineEvent {
 		}
 	}()
 	return ch
-}
-
-// childProcesses returns the PIDs of parent's children whose command name starts with prefix
-// (the kernel truncates names to 15 characters).
-func childProcesses(parent int, prefix string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		open, end := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
-		if open < 0 || end < 0 {
-			continue
-		}
-		comm, fields := string(stat)[open+1:end], strings.Fields(string(stat)[end+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) && (comm == prefix || strings.HasPrefix(comm, prefix)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // The node goes away and a new one appears in the same zone: the pod is rescheduled there on the same

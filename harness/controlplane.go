@@ -289,15 +289,61 @@ func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := readProcStat(pid)
+	return err == nil && st.state != 'Z'
+}
+
+// procStat is what the harness needs from /proc/PID/stat.
+type procStat struct {
+	comm  string // command name, truncated by the kernel to 15 characters
+	state byte
+	ppid  int
+}
+
+// readProcStat parses /proc/PID/stat: "pid (comm) state ppid ...". comm may hold spaces and
+// parentheses, so the fields after it are found from the last ')'.
+func readProcStat(pid int) (procStat, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return procStat{}, err
 	}
-	// The state follows the parenthesised command name.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
+	return parseProcStat(pid, string(raw))
+}
+
+func parseProcStat(pid int, stat string) (procStat, error) {
+	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
-	return true
+	fields := strings.Fields(stat[end+1:])
+	if len(fields) < 2 || len(fields[0]) != 1 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: parent pid: %w", pid, err)
+	}
+	return procStat{comm: stat[open+1 : end], state: fields[0][0], ppid: ppid}, nil
+}
+
+// ChildProcesses returns the PIDs of parent's children whose command name starts with prefix (the
+// kernel truncates names to 15 characters: pulumi-resource-kubernetes shows as "pulumi-resource").
+func ChildProcesses(parent int, prefix string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readProcStat(pid); err == nil && st.ppid == parent && strings.HasPrefix(st.comm, prefix) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func (cp *ControlPlane) waitFor(ctx context.Context, what string, timeout time.Duration, check func() error) error {

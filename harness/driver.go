@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
@@ -158,7 +159,7 @@ func PreviewSteps(ctx context.Context, stack auto.Stack) ([]Step, error) {
 		for ev := range ch {
 			if ev.ResourcePreEvent != nil {
 				m := ev.ResourcePreEvent.Metadata
-				steps = append(steps, Step{Op: m.Op, Type: m.Type, Name: urnName(m.URN)})
+				steps = append(steps, Step{Op: m.Op, Type: m.Type, Name: resource.URN(m.URN).Name()})
 			}
 		}
 		done <- steps
@@ -166,13 +167,4 @@ func PreviewSteps(ctx context.Context, stack auto.Stack) ([]Step, error) {
 	_, err := stack.Preview(ctx, optpreview.EventStreams(ch))
 	steps := <-done
 	return steps, err
-}
-
-func urnName(urn string) string {
-	for i := len(urn) - 1; i >= 1; i-- {
-		if urn[i] == ':' && urn[i-1] == ':' {
-			return urn[i+1:]
-		}
-	}
-	return urn
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -486,12 +487,7 @@ func (p *parser) image(key string) string {
 
 // SortedKeys returns the config keys in a stable order (for docs and tests).
 func SortedKeys() []string {
-	keys := make([]string, 0, len(Keys))
-	for k := range Keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(Keys))
 }
 
 // AsConfigError unwraps a *ConfigError from err.

@@ -5,6 +5,7 @@ package configdoc
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -21,12 +22,7 @@ const (
 func Table(p *workspace.Project) string {
 	var b strings.Builder
 	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
-	keys := make([]string, 0, len(p.Config))
-	for k := range p.Config {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.Config)) {
 		ct := p.Config[k]
 		typ := "untyped"
 		if ct.Type != nil {
@@ -53,20 +49,25 @@ func defaultCell(v any) string {
 
 // Section returns the table currently between the markers of readme.
 func Section(readme string) (string, error) {
-	_, rest, ok1 := strings.Cut(readme, Start)
-	section, _, ok2 := strings.Cut(rest, End)
-	if !ok1 || !ok2 {
-		return "", fmt.Errorf("README lacks the config-table markers %q ... %q", strings.TrimSpace(Start), End)
-	}
-	return section, nil
+	_, section, _, err := split(readme)
+	return section, err
 }
 
 // Replace returns readme with the table between the markers replaced.
 func Replace(readme, table string) (string, error) {
-	before, rest, ok1 := strings.Cut(readme, Start)
-	_, after, ok2 := strings.Cut(rest, End)
-	if !ok1 || !ok2 {
-		return "", fmt.Errorf("README lacks the config-table markers %q ... %q", strings.TrimSpace(Start), End)
+	before, _, after, err := split(readme)
+	if err != nil {
+		return "", err
 	}
 	return before + Start + table + End + after, nil
+}
+
+// split cuts readme into what comes before the start marker, the section, and what follows the end marker.
+func split(readme string) (before, section, after string, err error) {
+	before, rest, ok1 := strings.Cut(readme, Start)
+	section, after, ok2 := strings.Cut(rest, End)
+	if !ok1 || !ok2 {
+		return "", "", "", fmt.Errorf("README lacks the config-table markers %q ... %q", strings.TrimSpace(Start), End)
+	}
+	return before, section, after, nil
 }

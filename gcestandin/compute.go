@@ -1,0 +1,540 @@
+// Package gcestandin is a stand-in for Google Compute Engine and for the pulumi-gcp provider's handling of
+// the Compute Engine types this project declares, for tests on a machine that can neither reach Google Cloud
+// nor build the real provider.
+//
+// It has two halves, kept apart the way the real pieces are:
+//
+//   - Compute (this file) simulates a Compute Engine project kept in files under one directory: disks and
+//     resource policies as JSON documents shaped like the Compute API's, with the checks the API itself makes
+//     (name syntax, size limits, a policy in use cannot be deleted, a shrinking resize is refused, the
+//     snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
+//     it after a destroy. Every call is appended to calls.log.
+//   - Provider (provider.go and one file per type) is a Pulumi resource provider that the engine loads as
+//     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
+//     terraform-provider-google-beta v5.42.0) as written down, with sources, in
+//     ../shared/notes/gce-provider-rules.md; each rule below names its section there ("rules §1").
+//
+// It is test infrastructure: cmd/pulumi-resource-gcp serves it only when LOKLAK_GCE_STANDIN_DIR names a
+// simulated project, and nothing in it talks to a network. Package infra never imports it.
+package gcestandin
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"hash/fnv"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DirEnv names the environment variable that points the plugin at a simulated project directory.
+const DirEnv = "LOKLAK_GCE_STANDIN_DIR"
+
+// APIBase is the prefix of the v1 self links the provider reports (rules §0, URL normalization).
+const APIBase = "https://www.googleapis.com/compute/v1/"
+
+// Disk is a zonal persistent disk as the Compute API describes it.
+type Disk struct {
+	ID                     string            `json:"id"`
+	Name                   string            `json:"name"`
+	Project                string            `json:"project"`
+	Zone                   string            `json:"zone"`
+	SizeGB                 int               `json:"sizeGb"`
+	Type                   string            `json:"type"`
+	Description            string            `json:"description,omitempty"`
+	Labels                 map[string]string `json:"labels,omitempty"`
+	LabelFingerprint       string            `json:"labelFingerprint"`
+	PhysicalBlockSizeBytes int               `json:"physicalBlockSizeBytes"`
+	CreationTimestamp      string            `json:"creationTimestamp"`
+	// Users are the instances the disk is attached to, as v1 URLs.
+	Users []string `json:"users,omitempty"`
+	// ResourcePolicies are the attached policies, as v1 URLs.
+	ResourcePolicies []string `json:"resourcePolicies,omitempty"`
+	SourceSnapshot   string   `json:"sourceSnapshot,omitempty"`
+}
+
+// SelfLink is the disk's v1 URL.
+func (d Disk) SelfLink() string { return APIBase + DiskPath(d.Project, d.Zone, d.Name) }
+
+// ResourcePolicy is a regional resource policy (only snapshot schedules are simulated).
+type ResourcePolicy struct {
+	ID                string `json:"id"`
+	Name              string `json:"name"`
+	Project           string `json:"project"`
+	Region            string `json:"region"`
+	Description       string `json:"description,omitempty"`
+	CreationTimestamp string `json:"creationTimestamp"`
+	// SnapshotSchedulePolicy is kept as the API body carried it.
+	SnapshotSchedulePolicy map[string]any `json:"snapshotSchedulePolicy,omitempty"`
+}
+
+// SelfLink is the policy's v1 URL.
+func (p ResourcePolicy) SelfLink() string { return APIBase + PolicyPath(p.Project, p.Region, p.Name) }
+
+// DiskPath is projects/P/zones/Z/disks/N: the disk's Pulumi ID, import ID and PD CSI volume handle.
+func DiskPath(project, zone, name string) string {
+	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, name)
+}
+
+// PolicyPath is projects/P/regions/R/resourcePolicies/N.
+func PolicyPath(project, region, name string) string {
+	return fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/%s", project, region, name)
+}
+
+// RegionOf returns the region of a zone ("us-central1-a" -> "us-central1").
+func RegionOf(zone string) string {
+	if i := strings.LastIndexByte(zone, '-'); i > 0 {
+		return zone[:i]
+	}
+	return zone
+}
+
+// APIError is an error answer of the simulated API, printed as the Google API client prints one.
+type APIError struct {
+	Code    int
+	Reason  string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("googleapi: Error %d: %s, %s", e.Code, e.Message, e.Reason)
+}
+
+// IsNotFound reports whether err is the API's 404.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == 404
+}
+
+func notFound(kind, path string) error {
+	return &APIError{Code: 404, Reason: "notFound", Message: fmt.Sprintf("The resource '%s' was not found", path)}
+}
+
+// Limits the API enforces and the provider does not (rules §7).
+const (
+	MinZonalDiskGB = 10
+	MaxZonalDiskGB = 65536
+)
+
+// nameRE is Compute Engine's resource name syntax (RFC 1035 label, at most 63 characters).
+var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+var zonalDiskTypes = []string{"pd-standard", "pd-balanced", "pd-ssd", "pd-extreme"}
+
+// Compute is a simulated Compute Engine: every project, zone and region under one directory.
+type Compute struct {
+	Dir string
+	mu  sync.Mutex
+	now func() time.Time
+}
+
+// Open returns the simulated Compute Engine kept in dir, creating the directory if needed.
+func Open(dir string) (*Compute, error) {
+	if dir == "" {
+		return nil, errors.New("gcestandin: no directory for the simulated project")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &Compute{Dir: dir, now: time.Now}, nil
+}
+
+// Call is one API request, as calls.log records it.
+type Call struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Body holds the request's fields that matter to a test (size, labels, policies).
+	Body map[string]any `json:"body,omitempty"`
+}
+
+// Calls returns every API request made so far, oldest first.
+func (c *Compute) Calls() ([]Call, error) {
+	data, err := os.ReadFile(filepath.Join(c.Dir, "calls.log"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var calls []Call
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var call Call
+		if err := json.Unmarshal([]byte(line), &call); err != nil {
+			return nil, fmt.Errorf("calls.log: %w", err)
+		}
+		calls = append(calls, call)
+	}
+	return calls, nil
+}
+
+func (c *Compute) record(method, path string, body map[string]any) error {
+	line, err := json.Marshal(Call{Method: method, Path: path, Body: body})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(c.Dir, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	return errors.Join(err, f.Close())
+}
+
+func (c *Compute) file(path string) string { return filepath.Join(c.Dir, filepath.FromSlash(path)+".json") }
+
+func load[T any](c *Compute, kind, path string) (T, error) {
+	var v T
+	data, err := os.ReadFile(c.file(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return v, notFound(kind, path)
+	}
+	if err != nil {
+		return v, err
+	}
+	return v, json.Unmarshal(data, &v)
+}
+
+// store writes a document atomically, so a test reading it never sees half of it.
+func (c *Compute) store(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := c.file(path)
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+func (c *Compute) exists(path string) bool {
+	_, err := os.Stat(c.file(path))
+	return err == nil
+}
+
+func (c *Compute) newID() string {
+	return strconv.FormatUint(uint64(c.now().UnixNano())&(1<<62-1), 10)
+}
+
+func fingerprint(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + labels[k] + ";")
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(b.String())) // a hash.Hash never fails to write
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func invalid(format string, args ...any) error {
+	return &APIError{Code: 400, Reason: "invalid", Message: fmt.Sprintf(format, args...)}
+}
+
+// ---- disks --------------------------------------------------------------------------------------------------
+
+// InsertDisk creates a blank (or snapshot-sourced) disk, with the API's own checks.
+func (c *Compute) InsertDisk(d Disk) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(d.Project, d.Zone, d.Name)
+	if err := c.record("POST", fmt.Sprintf("projects/%s/zones/%s/disks", d.Project, d.Zone), map[string]any{
+		"name": d.Name, "sizeGb": d.SizeGB, "type": d.Type, "labels": d.Labels, "sourceSnapshot": d.SourceSnapshot,
+	}); err != nil {
+		return Disk{}, err
+	}
+	if !nameRE.MatchString(d.Name) {
+		return Disk{}, invalid("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", d.Name)
+	}
+	if !slices.Contains(zonalDiskTypes, d.Type) {
+		return Disk{}, notFound("diskType", fmt.Sprintf("projects/%s/zones/%s/diskTypes/%s", d.Project, d.Zone, d.Type))
+	}
+	if d.SizeGB == 0 && d.SourceSnapshot == "" {
+		d.SizeGB = MinZonalDiskGB // a blank disk without a size gets the type's default
+	}
+	if d.SizeGB < MinZonalDiskGB || d.SizeGB > MaxZonalDiskGB {
+		return Disk{}, invalid("Disk size %d GB is outside the range %d GB to %d GB for disk type %s", d.SizeGB, MinZonalDiskGB, MaxZonalDiskGB, d.Type)
+	}
+	if c.exists(path) {
+		return Disk{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", path)}
+	}
+	d.ID = c.newID()
+	d.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	if d.PhysicalBlockSizeBytes == 0 {
+		d.PhysicalBlockSizeBytes = 4096
+	}
+	d.LabelFingerprint = fingerprint(d.Labels)
+	return d, c.store(path, d)
+}
+
+// PutDisk stores a disk as it is, without an API call: how a test sets up what existed before (the 2017
+// disk). Missing ID, timestamp, block size and fingerprint are filled in.
+func (c *Compute) PutDisk(d Disk) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d.ID == "" {
+		d.ID = c.newID()
+	}
+	if d.CreationTimestamp == "" {
+		d.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	}
+	if d.PhysicalBlockSizeBytes == 0 {
+		d.PhysicalBlockSizeBytes = 4096
+	}
+	d.LabelFingerprint = fingerprint(d.Labels)
+	return d, c.store(DiskPath(d.Project, d.Zone, d.Name), d)
+}
+
+// GetDisk returns a disk, or a 404 APIError.
+func (c *Compute) GetDisk(project, zone, name string) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.getDisk(project, zone, name)
+}
+
+func (c *Compute) getDisk(project, zone, name string) (Disk, error) {
+	path := DiskPath(project, zone, name)
+	if err := c.record("GET", path, nil); err != nil {
+		return Disk{}, err
+	}
+	return load[Disk](c, "disk", path)
+}
+
+// Disks lists every disk of a project, in every zone, sorted by zone and name.
+func (c *Compute) Disks(project string) ([]Disk, error) {
+	matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, "zones", "*", "disks", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(matches)
+	var disks []Disk
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return nil, err
+		}
+		var d Disk
+		if err := json.Unmarshal(data, &d); err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		disks = append(disks, d)
+	}
+	return disks, nil
+}
+
+// ResizeDisk grows a disk; the API refuses to shrink one.
+func (c *Compute) ResizeDisk(project, zone, name string, sizeGB int) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, name)
+	if err := c.record("POST", path+"/resize", map[string]any{"sizeGb": sizeGB}); err != nil {
+		return Disk{}, err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return Disk{}, err
+	}
+	if sizeGB <= d.SizeGB {
+		return Disk{}, invalid("Requested disk size cannot be smaller than the current size (%d GB <= %d GB)", sizeGB, d.SizeGB)
+	}
+	if sizeGB > MaxZonalDiskGB {
+		return Disk{}, invalid("Disk size %d GB is above the maximum of %d GB", sizeGB, MaxZonalDiskGB)
+	}
+	d.SizeGB = sizeGB
+	return d, c.store(path, d)
+}
+
+// SetDiskLabels replaces a disk's labels; the fingerprint must be the current one, as in the API.
+func (c *Compute) SetDiskLabels(project, zone, name string, labels map[string]string, labelFingerprint string) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, name)
+	if err := c.record("POST", path+"/setLabels", map[string]any{"labels": labels}); err != nil {
+		return Disk{}, err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return Disk{}, err
+	}
+	if labelFingerprint != d.LabelFingerprint {
+		return Disk{}, &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
+	}
+	d.Labels = labels
+	d.LabelFingerprint = fingerprint(labels)
+	return d, c.store(path, d)
+}
+
+// DetachDisk removes an instance from a disk's users (instances.detachDisk, as far as the disk is concerned).
+func (c *Compute) DetachDisk(project, zone, name, instance string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, name)
+	if err := c.record("POST", instance+"/detachDisk", map[string]any{"disk": name}); err != nil {
+		return err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return err
+	}
+	d.Users = slices.DeleteFunc(d.Users, func(u string) bool { return u == instance })
+	return c.store(path, d)
+}
+
+// DeleteDisk deletes a disk. The API refuses while an instance uses it; the provider detaches first.
+func (c *Compute) DeleteDisk(project, zone, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, name)
+	if err := c.record("DELETE", path, nil); err != nil {
+		return err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return err
+	}
+	if len(d.Users) > 0 {
+		return &APIError{Code: 400, Reason: "resourceInUseByAnotherResource",
+			Message: fmt.Sprintf("The disk resource '%s' is already being used by '%s'", path, d.Users[0])}
+	}
+	return os.Remove(c.file(path))
+}
+
+// AddResourcePolicies attaches policies (given as projects/P/regions/R/resourcePolicies/N) to a disk.
+// A policy must exist, in the disk's project and region.
+func (c *Compute) AddResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, disk)
+	if err := c.record("POST", path+"/addResourcePolicies", map[string]any{"resourcePolicies": policies}); err != nil {
+		return Disk{}, err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return Disk{}, err
+	}
+	for _, p := range policies {
+		if !strings.HasPrefix(p, fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/", project, RegionOf(zone))) {
+			return Disk{}, invalid("Resource policy '%s' must be in the same project and region as disk '%s'", p, path)
+		}
+		if !c.exists(p) {
+			return Disk{}, notFound("resourcePolicy", p)
+		}
+		if url := APIBase + p; !slices.Contains(d.ResourcePolicies, url) {
+			d.ResourcePolicies = append(d.ResourcePolicies, url)
+		}
+	}
+	return d, c.store(path, d)
+}
+
+// RemoveResourcePolicies detaches policies from a disk.
+func (c *Compute) RemoveResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := DiskPath(project, zone, disk)
+	if err := c.record("POST", path+"/removeResourcePolicies", map[string]any{"resourcePolicies": policies}); err != nil {
+		return Disk{}, err
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return Disk{}, err
+	}
+	d.ResourcePolicies = slices.DeleteFunc(d.ResourcePolicies, func(u string) bool {
+		return slices.Contains(policies, strings.TrimPrefix(u, APIBase))
+	})
+	return d, c.store(path, d)
+}
+
+// ---- resource policies --------------------------------------------------------------------------------------
+
+// InsertResourcePolicy creates a policy.
+func (c *Compute) InsertResourcePolicy(p ResourcePolicy) (ResourcePolicy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := PolicyPath(p.Project, p.Region, p.Name)
+	if err := c.record("POST", fmt.Sprintf("projects/%s/regions/%s/resourcePolicies", p.Project, p.Region),
+		map[string]any{"name": p.Name, "snapshotSchedulePolicy": p.SnapshotSchedulePolicy}); err != nil {
+		return ResourcePolicy{}, err
+	}
+	if !nameRE.MatchString(p.Name) {
+		return ResourcePolicy{}, invalid("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", p.Name)
+	}
+	if c.exists(path) {
+		return ResourcePolicy{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", path)}
+	}
+	p.ID = c.newID()
+	p.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	return p, c.store(path, p)
+}
+
+// GetResourcePolicy returns a policy, or a 404 APIError.
+func (c *Compute) GetResourcePolicy(project, region, name string) (ResourcePolicy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := PolicyPath(project, region, name)
+	if err := c.record("GET", path, nil); err != nil {
+		return ResourcePolicy{}, err
+	}
+	return load[ResourcePolicy](c, "resourcePolicy", path)
+}
+
+// PatchResourcePolicy updates a policy in place. Compute Engine refuses a PATCH whose snapshotProperties
+// carries guestFlush: "Patching guest_flush field is not supported." (rules §9.1).
+func (c *Compute) PatchResourcePolicy(p ResourcePolicy) (ResourcePolicy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := PolicyPath(p.Project, p.Region, p.Name)
+	if err := c.record("PATCH", path, map[string]any{"snapshotSchedulePolicy": p.SnapshotSchedulePolicy}); err != nil {
+		return ResourcePolicy{}, err
+	}
+	old, err := load[ResourcePolicy](c, "resourcePolicy", path)
+	if err != nil {
+		return ResourcePolicy{}, err
+	}
+	if props, ok := p.SnapshotSchedulePolicy["snapshotProperties"].(map[string]any); ok {
+		if _, ok := props["guestFlush"]; ok {
+			return ResourcePolicy{}, &APIError{Code: 400, Reason: "badRequest", Message: "Patching guest_flush field is not supported."}
+		}
+	}
+	old.Description = p.Description
+	old.SnapshotSchedulePolicy = p.SnapshotSchedulePolicy
+	return old, c.store(path, old)
+}
+
+// DeleteResourcePolicy deletes a policy; the API refuses while a disk of the project has it attached.
+func (c *Compute) DeleteResourcePolicy(project, region, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := PolicyPath(project, region, name)
+	if err := c.record("DELETE", path, nil); err != nil {
+		return err
+	}
+	if !c.exists(path) {
+		return notFound("resourcePolicy", path)
+	}
+	disks, err := c.Disks(project)
+	if err != nil {
+		return err
+	}
+	for _, d := range disks {
+		if slices.Contains(d.ResourcePolicies, APIBase+path) {
+			return &APIError{Code: 400, Reason: "resourceInUseByAnotherResource",
+				Message: fmt.Sprintf("The resource_policy resource '%s' is already being used by '%s'", path, DiskPath(d.Project, d.Zone, d.Name))}
+		}
+	}
+	return os.Remove(c.file(path))
+}

@@ -21,9 +21,9 @@ package gcestandin
 import (
 	"encoding/base64"
 	"encoding/json"
-	"hash/fnv"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"os"
 	"path/filepath"
@@ -191,7 +191,9 @@ func (c *Compute) record(method, path string, body map[string]any) error {
 	return errors.Join(err, f.Close())
 }
 
-func (c *Compute) file(path string) string { return filepath.Join(c.Dir, filepath.FromSlash(path)+".json") }
+func (c *Compute) file(path string) string {
+	return filepath.Join(c.Dir, filepath.FromSlash(path)+".json")
+}
 
 func load[T any](c *Compute, kind, path string) (T, error) {
 	var v T

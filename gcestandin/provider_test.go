@@ -155,18 +155,34 @@ func TestDiskDiffFollowsTheProvider(t *testing.T) {
 		changed, replace []string
 	}{
 		{"nothing", diskInputs(20, map[string]any{"app": "loklak"}), nil, nil},
-		{"grow is in place", diskInputs(30, map[string]any{"app": "loklak"}), []string{"size"}, nil},            // rules §1
+		{"grow is in place", diskInputs(30, map[string]any{"app": "loklak"}), []string{"size"}, nil},             // rules §1
 		{"shrink replaces", diskInputs(10, map[string]any{"app": "loklak"}), []string{"size"}, []string{"size"}}, // rules §1
 		{"labels are in place", diskInputs(20, map[string]any{"app": "x"}), []string{"labels"}, nil},
-		{"type replaces", func() map[string]any { m := diskInputs(20, map[string]any{"app": "loklak"}); m["type"] = "pd-ssd"; return m }(), []string{"type"}, []string{"type"}},
+		{"type replaces", func() map[string]any {
+			m := diskInputs(20, map[string]any{"app": "loklak"})
+			m["type"] = "pd-ssd"
+			return m
+		}(), []string{"type"}, []string{"type"}},
 		{"a type self link is the same type", func() map[string]any {
 			m := diskInputs(20, map[string]any{"app": "loklak"})
 			m["type"] = "projects/p1/zones/us-central1-a/diskTypes/pd-standard"
 			return m
 		}(), nil, nil},
-		{"rename replaces", func() map[string]any { m := diskInputs(20, map[string]any{"app": "loklak"}); m["name"] = "other"; return m }(), []string{"name"}, []string{"name"}},
-		{"description replaces", func() map[string]any { m := diskInputs(20, map[string]any{"app": "loklak"}); m["description"] = "d"; return m }(), []string{"description"}, []string{"description"}},
-		{"an omitted zone is no change", func() map[string]any { m := diskInputs(20, map[string]any{"app": "loklak"}); delete(m, "zone"); return m }(), nil, nil},
+		{"rename replaces", func() map[string]any {
+			m := diskInputs(20, map[string]any{"app": "loklak"})
+			m["name"] = "other"
+			return m
+		}(), []string{"name"}, []string{"name"}},
+		{"description replaces", func() map[string]any {
+			m := diskInputs(20, map[string]any{"app": "loklak"})
+			m["description"] = "d"
+			return m
+		}(), []string{"description"}, []string{"description"}},
+		{"an omitted zone is no change", func() map[string]any {
+			m := diskInputs(20, map[string]any{"app": "loklak"})
+			delete(m, "zone")
+			return m
+		}(), nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := f.diff(DiskType, "dump-disk", id, inputs, state, tc.news)

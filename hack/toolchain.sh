@@ -24,6 +24,8 @@ k8s_provider_pulumi_pin=v3.215.0
 k8s_provider_sdk_pin=v4.24.0
 # The plugin version the Kubernetes SDK in go.mod asks the engine for; the binary above is registered under it.
 k8s_plugin_version=$(cd "$repo_root" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi-kubernetes/sdk/v4)
+# The GCP plugin version the pulumi-gcp SDK in go.mod asks for: the Compute Engine stand-in reports it.
+gcp_plugin_version=$(cd "$repo_root" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi-gcp/sdk/v7)
 # renovate: datasource=go depName=k8s.io/kubernetes
 kubernetes_version=v1.33.13
 # renovate: datasource=go depName=sigs.k8s.io/kwok
@@ -146,6 +148,16 @@ build_linters() {
   fi
 }
 
+# ---- the Compute Engine stand-in (this repository's own code) -------------------------------------------------
+# The real GCP provider cannot be built here (the proxy refuses it), so the end-to-end tests load
+# cmd/pulumi-resource-gcp as the `gcp` plugin. It is built from this checkout on every run (go build is
+# incremental: about a second when nothing changed), so it always matches the source being tested.
+build_gce_standin() {
+  local bin=$1
+  (cd "$repo_root" && go build -trimpath -o "$bin/pulumi-resource-gcp" \
+    -ldflags "-X main.version=${gcp_plugin_version#v}" ./cmd/pulumi-resource-gcp)
+}
+
 # ---- etcd from Debian ---------------------------------------------------------------------------------------
 install_etcd() {
   command -v etcd >/dev/null && return
@@ -178,13 +190,14 @@ link_bin() {
   ln -sf "$cache/actionlint/$actionlint_version/actionlint" "$bin/actionlint"
   # The plugin version the SDK asks for, so the harness can register the binary under it.
   printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
+  build_gce_standin "$bin"
   printf '%s\n' "$bin"
 }
 
 # versions prints every pinned version without building anything (a unit test checks them against go.mod).
 versions() {
   printf '%s %s\n' pulumi "$pulumi_version" kubernetes-plugin "$k8s_plugin_version" \
-    kubernetes-provider "$k8s_provider_version" kubernetes "$kubernetes_version" kwok "$kwok_version" \
+    kubernetes-provider "$k8s_provider_version" gcp-plugin "$gcp_plugin_version" kubernetes "$kubernetes_version" kwok "$kwok_version" \
     golangci-lint "$golangci_lint_version" actionlint "$actionlint_version"
 }
 

@@ -73,9 +73,17 @@ type SnapshotConfig struct {
 // Enabled reports whether a snapshot schedule is declared.
 func (s SnapshotConfig) Enabled() bool { return s.Schedule != "none" }
 
-// KubeConfig selects the cluster. The kubeconfig content itself is a secret and is read separately.
+// KubeConfig selects the cluster the explicit Kubernetes provider talks to.
 type KubeConfig struct {
-	Context string
+	// Kubeconfig is kubeconfig content or a path; empty means the ambient KUBECONFIG or ~/.kube/config,
+	// as kubectl reads it. The provider receives it as a secret.
+	Kubeconfig string
+	Context    string
+	// ClusterIdentifier is the only provider input whose change replaces the provider, and with it every
+	// Kubernetes object of the stack. Without it, pulumi-kubernetes replaces the provider whenever the
+	// kubeconfig's server or CA changes (GKE credential or IP rotation, or moving between stored content
+	// and the ambient file), which would delete and recreate the PV, the claim and the Deployment.
+	ClusterIdentifier string
 }
 
 // NamespaceConfig names the namespace of the loklak objects and says whether the stack owns it.
@@ -132,7 +140,7 @@ func (e *ConfigError) Error() string {
 }
 
 // Keys are the project's config keys with the type Pulumi.yaml declares for each. ParseConfig reads
-// exactly these (plus the secret kubeconfig), and a test checks Pulumi.yaml declares exactly these.
+// exactly these, and a test checks Pulumi.yaml declares exactly these.
 var Keys = map[string]string{
 	"gcpProject":            "string",
 	"zone":                  "string",
@@ -151,6 +159,7 @@ var Keys = map[string]string{
 	"snapshotRetentionDays": "integer",
 	"kubeconfig":            "string",
 	"kubeContext":           "string",
+	"clusterIdentifier":     "string",
 	"namespace":             "string",
 	"createNamespace":       "boolean",
 	"image":                 "string",
@@ -184,11 +193,12 @@ var (
 	// GCP project IDs, optionally domain-scoped (example.com:my-project).
 	projectPattern = regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 	// RFC 1035 label: Compute Engine resource names, and Kubernetes names that must also be DNS labels.
-	rfc1035Pattern = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	labelKey       = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
-	labelValue     = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
-	hourPattern    = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
-	heapPattern    = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
+	rfc1035Pattern   = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	labelKey         = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelValue       = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+	clusterIDPattern = regexp.MustCompile(`^\S{1,253}$`)
+	hourPattern      = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
+	heapPattern      = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
 	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
 	imagePattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`)
 )
@@ -238,7 +248,11 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		}
 	}
 
+	if kc := p.optional("kubeconfig"); strings.TrimSpace(kc) != "" {
+		c.Kube.Kubeconfig = kc // as given: blank means the ambient kubeconfig
+	}
 	c.Kube.Context = p.optional("kubeContext")
+	c.Kube.ClusterIdentifier = p.match("clusterIdentifier", clusterIDPattern, "a name for the cluster without spaces, such as gke_loklak-server_us-central1-a_web; change it only to move the stack to another cluster, which replaces every Kubernetes object")
 	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
 	c.Namespace.Create = p.boolean("createNamespace")
 
@@ -453,11 +467,11 @@ func (p *parser) heap(key, memoryLimit string) string {
 	if memoryLimit == "" {
 		return v
 	}
-	n, _ := strconv.ParseInt(m[1], 10, 64)
 	shift := map[string]uint{"k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
-	heapBytes := n << shift
 	limit := resource.MustParse(memoryLimit)
-	if heapBytes >= limit.Value() {
+	// Compare in the heap's unit, so a huge number can neither overflow nor fail to parse silently.
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n >= (limit.Value()+(1<<shift)-1)>>shift {
 		p.fail(key, v, fmt.Sprintf("must be smaller than memoryLimit (%s): the JVM needs memory beyond its heap, or the container is OOM-killed", memoryLimit))
 		return ""
 	}

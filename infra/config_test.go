@@ -52,6 +52,9 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"startup timeout", map[string]string{"startupTimeoutSeconds": "5"}, "startupTimeoutSeconds", "5", "from 30 to 1800"},
 		{"service type", map[string]string{"serviceType": "Ingress"}, "serviceType", "Ingress", "ClusterIP, NodePort, LoadBalancer"},
 		{"http port", map[string]string{"httpPort": "70000"}, "httpPort", "70000", "a TCP port"},
+		{"heap that overflows", map[string]string{"javaHeap": "9000000000g"}, "javaHeap", "9000000000g", "smaller than memoryLimit (1Gi)"},
+		{"cluster identifier with a space", map[string]string{"clusterIdentifier": "my cluster"}, "clusterIdentifier", "my cluster", "without spaces"},
+		{"missing cluster identifier", map[string]string{"clusterIdentifier": ""}, "clusterIdentifier", "", "is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,9 +38,6 @@ func TestSchemaMatchesTheKeysTheProgramReads(t *testing.T) {
 			t.Errorf("the program reads %s, which Pulumi.yaml does not declare", key)
 		}
 	}
-	if kc := p.Config["kubeconfig"]; !kc.Secret {
-		t.Errorf("Pulumi.yaml: kubeconfig must be declared secret")
-	}
 }
 
 // Only the values that identify a deployment have no default; everything else runs as declared.
@@ -56,7 +53,7 @@ func TestOnlyIdentityKeysLackDefaults(t *testing.T) {
 		}
 	}
 	slices.Sort(undefaulted)
-	if want := []string{"diskName", "gcpProject", "image", "kubeconfig"}; !slices.Equal(undefaulted, want) {
+	if want := []string{"diskName", "gcpProject", "image"}; !slices.Equal(undefaulted, want) {
 		t.Errorf("keys without a default = %v, want %v", undefaulted, want)
 	}
 }

@@ -59,7 +59,7 @@ func engineConfigKeys() []string {
 
 // Deploy declares every resource for a valid Config and returns the stack outputs.
 func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
-	k8s, err := newKubernetesProvider(ctx, cfg)
+	k8s, err := newKubernetesProvider(ctx, cfg.Kube)
 	if err != nil {
 		return nil, err
 	}
@@ -112,15 +112,17 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 }
 
 // newKubernetesProvider builds the one provider every Kubernetes resource uses: never the ambient default.
-// With no kubeconfig in config it reads KUBECONFIG or ~/.kube/config, as kubectl does.
-func newKubernetesProvider(ctx *pulumi.Context, cfg Config) (*kubernetes.Provider, error) {
-	args := &kubernetes.ProviderArgs{}
-	// Read as a secret so neither the state nor the preview shows it in clear.
-	if kubeconfig, err := config.TrySecret(ctx, "kubeconfig"); err == nil {
-		args.Kubeconfig = kubeconfig
+// With no kubeconfig in config it reads KUBECONFIG or ~/.kube/config, as kubectl does. clusterIdentifier
+// keeps a kubeconfig change (a rotated credential or address) from replacing the provider and with it every
+// object on the cluster.
+func newKubernetesProvider(ctx *pulumi.Context, cfg KubeConfig) (*kubernetes.Provider, error) {
+	args := &kubernetes.ProviderArgs{ClusterIdentifier: pulumi.String(cfg.ClusterIdentifier)}
+	if cfg.Kubeconfig != "" {
+		// A secret, so neither the state nor the preview shows it in clear.
+		args.Kubeconfig = pulumi.ToSecret(pulumi.String(cfg.Kubeconfig)).(pulumi.StringOutput)
 	}
-	if cfg.Kube.Context != "" {
-		args.Context = pulumi.String(cfg.Kube.Context)
+	if cfg.Context != "" {
+		args.Context = pulumi.String(cfg.Context)
 	}
 	return kubernetes.NewProvider(ctx, "cluster", args)
 }

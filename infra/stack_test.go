@@ -228,6 +228,13 @@ func TestDevStack(t *testing.T) {
 		}
 	})
 
+	t.Run("the provider uses the ambient kubeconfig and names its cluster", func(t *testing.T) {
+		p := rec.One(t, tK8sProvider)
+		want(t, "kubeconfig (unset: KUBECONFIG or ~/.kube/config)", p.Get("kubeconfig"), nil)
+		want(t, "context (unset: the current one)", p.Get("context"), nil)
+		want(t, "clusterIdentifier", p.String("clusterIdentifier"), "default")
+	})
+
 	t.Run("outputs", func(t *testing.T) {
 		wantDeep(t, "outputs", rec.Outputs, map[string]any{
 			"diskName":                  "loklak-dev-data",
@@ -350,4 +357,22 @@ func TestZoneReachesEveryLink(t *testing.T) {
 	want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), "projects/loklak-server/zones/europe-west4-b/disks/loklak-dev-data")
 	wantDeep(t, "affinity zones", pv.Get("spec.nodeAffinity.required.nodeSelectorTerms.0.matchExpressions.0.values"), any([]any{"europe-west4-b"}))
 	want(t, "snapshot region", rec.One(t, tPolicy).String("region"), "europe-west4")
+}
+
+// The cluster connection from config reaches the provider: kubeconfig content as a secret, the context,
+// and the cluster identifier, the one input whose change replaces the provider.
+func TestClusterConnectionReachesTheProvider(t *testing.T) {
+	const kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n"
+	rec := mustRun(t, "dev", map[string]string{
+		"kubeconfig": kubeconfig, "kubeContext": "gke_loklak-server_us-central1-a_web", "clusterIdentifier": "loklak-prod-cluster",
+	})
+	p := rec.One(t, tK8sProvider)
+	want(t, "kubeconfig", p.String("kubeconfig"), kubeconfig)
+	wantDeep(t, "secret inputs", p.SecretInputs, []string{"kubeconfig"})
+	want(t, "context", p.String("context"), "gke_loklak-server_us-central1-a_web")
+	want(t, "clusterIdentifier", p.String("clusterIdentifier"), "loklak-prod-cluster")
+
+	// Empty or blank content is the same as unset: the ambient kubeconfig.
+	p = mustRun(t, "dev", map[string]string{"kubeconfig": "  \n"}).One(t, tK8sProvider)
+	want(t, "blank kubeconfig", p.Get("kubeconfig"), nil)
 }

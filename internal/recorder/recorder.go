@@ -27,7 +27,9 @@ type Resource struct {
 	Name   string
 	Custom bool
 	// Inputs are the resource's inputs as plain Go values (maps, slices, strings, float64, bool).
-	Inputs         map[string]any
+	Inputs map[string]any
+	// SecretInputs are the top-level inputs the program marked secret, sorted.
+	SecretInputs   []string
 	Provider       string // "urn::id" of the explicit provider, or "" for the default one
 	Parent         string // URN of the parent
 	Protect        bool
@@ -85,10 +87,16 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		Type:     args.TypeToken,
 		Name:     args.Name,
 		Custom:   args.Custom,
-		Inputs:   args.Inputs.Mappable(),
+		Inputs:   revealSecrets(args.Inputs).Mappable(),
 		Provider: args.Provider,
 		ImportID: args.ID,
 	}
+	for key, v := range args.Inputs {
+		if v.ContainsSecrets() {
+			rec.SecretInputs = append(rec.SecretInputs, string(key))
+		}
+	}
+	sort.Strings(rec.SecretInputs)
 	if rpc := args.RegisterRPC; rpc != nil {
 		rec.Parent = rpc.GetParent()
 		rec.Protect = rpc.GetProtect()
@@ -116,6 +124,32 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		}
 	}
 	return id, state, nil
+}
+
+// revealSecrets returns m with every secret replaced by its value, so tests read secrets like any input
+// (SecretInputs says which were secret).
+func revealSecrets(m resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{}
+	for k, v := range m {
+		out[k] = revealSecret(v)
+	}
+	return out
+}
+
+func revealSecret(v resource.PropertyValue) resource.PropertyValue {
+	switch {
+	case v.IsSecret():
+		return revealSecret(v.SecretValue().Element)
+	case v.IsObject():
+		return resource.NewObjectProperty(revealSecrets(v.ObjectValue()))
+	case v.IsArray():
+		arr := make([]resource.PropertyValue, len(v.ArrayValue()))
+		for i, e := range v.ArrayValue() {
+			arr[i] = revealSecret(e)
+		}
+		return resource.NewArrayProperty(arr)
+	}
+	return v
 }
 
 // Call answers invokes; the program makes none, so any call is a test failure waiting to be noticed.

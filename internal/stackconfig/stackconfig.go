@@ -5,9 +5,12 @@ package stackconfig
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
@@ -114,4 +117,82 @@ func raw(v any) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported default of type %T", v)
 	}
+}
+
+// Validate applies to Pulumi.<stack>.yaml the checks the Pulumi CLI makes before it runs any program
+// (pulumi pkg/v3 workspace/config.go: mergeConfig and validateStackConfigValues, v3.274.1): every key the
+// project declares without a default must be set; a key declared secret must be encrypted; every value,
+// defaults included, must be of the declared type. Unlike the CLI it reports every problem at once.
+// The end-to-end tests run the real CLI on the same files; this keeps the check in every `go test`.
+func Validate(dir, stack string) error {
+	p, err := Project(dir)
+	if err != nil {
+		return err
+	}
+	sink := diag.DefaultSink(io.Discard, io.Discard, diag.FormatOptions{Color: colors.Never})
+	ps, err := workspace.LoadProjectStack(sink, p, filepath.Join(dir, "Pulumi."+stack+".yaml"))
+	if err != nil {
+		return err
+	}
+	var problems []error
+	for _, name := range slices.Sorted(maps.Keys(p.Config)) {
+		declared := p.Config[name]
+		key := config.MustMakeKey(p.Name.String(), name)
+		value, set := ps.Config[key]
+		if !set {
+			if declared.Default == nil && declared.Value == nil {
+				problems = append(problems, fmt.Errorf("Stack '%s' is missing configuration value '%s'", stack, name))
+				continue
+			}
+			raw := declared.Default // the CLI prefers the default over a project-level value
+			if raw == nil {
+				raw = declared.Value
+			}
+			if value, err = configValue(raw); err != nil {
+				return fmt.Errorf("default of %s: %w", name, err)
+			}
+		}
+		if !declared.IsExplicitlyTyped() {
+			continue
+		}
+		if declared.Secret && !value.Secure() {
+			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be encrypted as it's secret", stack, name))
+			continue
+		}
+		if value.Secure() {
+			continue // its plaintext needs the stack's passphrase; the CLI checks it with the real decrypter
+		}
+		text, err := value.Value(config.NopDecrypter)
+		if err != nil {
+			return err
+		}
+		var content any = text
+		if value.Object() {
+			if err := json.Unmarshal([]byte(text), &content); err != nil {
+				return err
+			}
+		}
+		if !workspace.ValidateConfigValue(*declared.Type, declared.Items, content) {
+			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be of type '%s'",
+				stack, name, workspace.InferFullTypeName(*declared.Type, declared.Items)))
+		}
+	}
+	return errors.Join(problems...)
+}
+
+// configValue turns a schema default into a stack value the way the CLI does (createConfigValue).
+func configValue(raw any) (config.Value, error) {
+	switch raw.(type) {
+	case string, int, bool:
+		return config.NewValue(fmt.Sprint(raw)), nil
+	}
+	simple, err := workspace.SimplifyMarshalledValue(raw)
+	if err != nil {
+		return config.Value{}, err
+	}
+	text, err := json.Marshal(simple)
+	if err != nil {
+		return config.Value{}, err
+	}
+	return config.NewObjectValue(string(text)), nil
 }

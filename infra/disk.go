@@ -54,7 +54,12 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 		// the disk is in the state, so later updates never recreate it.
 		diskOpts = append(diskOpts, pulumi.Import(pulumi.ID(handle)))
 	}
-	disk, err := compute.NewDisk(ctx, cfg.Disk.Name, &compute.DiskArgs{
+	// The logical name never follows config: renaming the disk (diskName) must be a replacement, which protect
+	// refuses before anything changes, not a new resource plus the deletion of the old one, which the engine
+	// would start creating before the protected delete fails. The alias carries stacks deployed when the
+	// logical name was the disk's name.
+	diskOpts = append(diskOpts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Disk.Name)}}))
+	disk, err := compute.NewDisk(ctx, "dump-disk", &compute.DiskArgs{
 		Name:    pulumi.String(cfg.Disk.Name),
 		Project: pulumi.String(cfg.GCPProject),
 		Zone:    pulumi.String(cfg.Zone),
@@ -110,7 +115,10 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 		}
 	}
 	policyName := cfg.Disk.Name + "-snapshots"
-	policy, err := compute.NewResourcePolicy(ctx, policyName, &compute.ResourcePolicyArgs{
+	// Logical names that never follow config, as for the disk; aliases carry stacks that used policyName.
+	const logical = "snapshot-schedule"
+	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(policyName)}})
+	policy, err := compute.NewResourcePolicy(ctx, logical, &compute.ResourcePolicyArgs{
 		Name:    pulumi.String(policyName),
 		Project: pulumi.String(cfg.GCPProject),
 		Region:  pulumi.String(cfg.Region),
@@ -125,15 +133,15 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 				Labels: pulumi.ToStringMap(cfg.Disk.Labels),
 			},
 		},
-	}, parent)
+	}, parent, formerly)
 	if err != nil {
 		return nil, err
 	}
-	_, err = compute.NewDiskResourcePolicyAttachment(ctx, policyName, &compute.DiskResourcePolicyAttachmentArgs{
+	_, err = compute.NewDiskResourcePolicyAttachment(ctx, logical, &compute.DiskResourcePolicyAttachmentArgs{
 		Disk:    disk.Name,
 		Name:    policy.Name,
 		Project: disk.Project,
 		Zone:    disk.Zone,
-	}, parent)
+	}, parent, formerly)
 	return policy, err
 }

@@ -133,7 +133,9 @@ func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.Resou
 	if !cfg.Create {
 		return pulumi.String(cfg.Name).ToStringOutput(), nil
 	}
-	ns, err := corev1.NewNamespace(ctx, cfg.Name, &corev1.NamespaceArgs{
+	// A logical name that never follows config; the alias carries stacks that used the namespace's name.
+	opts = append(opts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Name)}}))
+	ns, err := corev1.NewNamespace(ctx, "namespace", &corev1.NamespaceArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String(cfg.Name),
 			Labels: pulumi.StringMap{

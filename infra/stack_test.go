@@ -107,7 +107,7 @@ func TestDevStack(t *testing.T) {
 		want(t, "reclaimPolicy", sc.String("reclaimPolicy"), "Retain")
 		want(t, "allowVolumeExpansion", sc.Get("allowVolumeExpansion"), any(true))
 		want(t, "volumeBindingMode", sc.String("volumeBindingMode"), "Immediate")
-		wantDependsOn(t, sc, tDisk, "loklak-dev-data")
+		wantDependsOn(t, sc, tDisk, "dump-disk")
 		wantParent(t, rec, sc, tDumpVolume)
 	})
 
@@ -128,8 +128,8 @@ func TestDevStack(t *testing.T) {
 		wantDeep(t, "affinity zones", pv.Get(term+"values"), any([]any{"us-central1-a"}))
 		want(t, "claimRef.name", pv.String("spec.claimRef.name"), "dump")
 		want(t, "claimRef.namespace", pv.String("spec.claimRef.namespace"), "loklak-dev")
-		wantDependsOn(t, pv, tStorageClass, "loklak-dev-dump")
-		wantDependsOn(t, pv, tDisk, "loklak-dev-data")
+		wantDependsOn(t, pv, tStorageClass, "dump")
+		wantDependsOn(t, pv, tDisk, "dump-disk")
 	})
 
 	t.Run("claim binds to exactly that volume", func(t *testing.T) {
@@ -140,8 +140,8 @@ func TestDevStack(t *testing.T) {
 		want(t, "storageClassName", pvc.String("spec.storageClassName"), "loklak-dev-dump")
 		want(t, "request", pvc.String("spec.resources.requests.storage"), "10Gi")
 		wantDeep(t, "accessModes", pvc.Get("spec.accessModes"), any([]any{"ReadWriteOnce"}))
-		wantDependsOn(t, pvc, tPV, "loklak-dev-dump")
-		wantDependsOn(t, pvc, tNamespace, "loklak-dev")
+		wantDependsOn(t, pvc, tPV, "dump")
+		wantDependsOn(t, pvc, tNamespace, "namespace")
 	})
 
 	t.Run("deployment recreates one pod on the claim", func(t *testing.T) {
@@ -278,8 +278,8 @@ func TestProdStack(t *testing.T) {
 		want(t, "attached disk", a.String("disk"), "data-dump-disk")
 		want(t, "attached policy", a.String("name"), "data-dump-disk-snapshots")
 		want(t, "attachment zone", a.String("zone"), "us-central1-a")
-		wantDependsOn(t, a, tDisk, "data-dump-disk")
-		wantDependsOn(t, a, tPolicy, "data-dump-disk-snapshots")
+		wantDependsOn(t, a, tDisk, "dump-disk")
+		wantDependsOn(t, a, tPolicy, "snapshot-schedule")
 	})
 
 	t.Run("namespace web is used, not owned", func(t *testing.T) {
@@ -375,4 +375,30 @@ func TestClusterConnectionReachesTheProvider(t *testing.T) {
 	// Empty or blank content is the same as unset: the ambient kubeconfig.
 	p = mustRun(t, "dev", map[string]string{"kubeconfig": "  \n"}).One(t, tK8sProvider)
 	want(t, "blank kubeconfig", p.Get("kubeconfig"), nil)
+}
+
+// No config value may name a resource: a renamed logical name is a new resource plus a deletion, and the
+// engine creates the new one before a protected deletion fails. With fixed names a rename is an update or
+// a replacement of the same resource, which protect refuses before anything changes. The former
+// config-derived names stay as aliases, so stacks deployed with them keep their resources.
+func TestLogicalNamesDoNotFollowConfig(t *testing.T) {
+	names := func(rec *recorder.Recorder) map[string]string {
+		out := map[string]string{}
+		for _, r := range rec.Resources() {
+			out[r.Type] += r.Name + " "
+		}
+		return out
+	}
+	base := mustRun(t, "prod", nil)
+	renamed := mustRun(t, "prod", map[string]string{"diskName": "another-disk", "namespace": "elsewhere"})
+	wantDeep(t, "logical names after renaming the disk and the namespace", names(renamed), names(base))
+	want(t, "disk name (input)", renamed.One(t, tDisk).String("name"), "another-disk")
+
+	wantDeep(t, "disk aliases", base.One(t, tDisk).Aliases, []string{"data-dump-disk"})
+	wantDeep(t, "policy aliases", base.One(t, tPolicy).Aliases, []string{"data-dump-disk-snapshots"})
+	wantDeep(t, "attachment aliases", base.One(t, tAttachment).Aliases, []string{"data-dump-disk-snapshots"})
+	wantDeep(t, "storage class aliases", base.One(t, tStorageClass).Aliases, []string{"web-dump"})
+	wantDeep(t, "volume aliases", base.One(t, tPV).Aliases, []string{"web-dump"})
+	dev := mustRun(t, "dev", nil)
+	wantDeep(t, "namespace aliases", dev.One(t, tNamespace).Aliases, []string{"loklak-dev"})
 }

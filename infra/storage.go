@@ -46,13 +46,16 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 	parent := pulumi.Parent(v)
+	// Logical names never follow config (the namespace names these objects); the alias carries stacks
+	// deployed when they did.
+	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(args.Name)}})
 	disk := args.Disk
 	capacity := pulumi.Sprintf("%dGi", disk.SizeGB)
 	labels := pulumi.StringMap{"app.kubernetes.io/part-of": pulumi.String("loklak-dumps")}
 
 	// Retain: deleting a claim or a volume never deletes the disk. The class's type follows the disk's,
 	// which also orders the class after the disk.
-	sc, err := storagev1.NewStorageClass(ctx, args.Name, &storagev1.StorageClassArgs{
+	sc, err := storagev1.NewStorageClass(ctx, "dump", &storagev1.StorageClassArgs{
 		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
 		Provisioner:          pulumi.String(CSIDriver),
 		Parameters:           pulumi.StringMap{"type": disk.Type},
@@ -64,12 +67,12 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		// #4181 (2026-02) waits on every PVC update for a Pending phase a bound claim never returns to,
 		// so growing the disk timed out (pulumi/pulumi-kubernetes#4179; seen in this repo's e2e tests).
 		VolumeBindingMode: pulumi.String("Immediate"),
-	}, parent)
+	}, parent, formerly)
 	if err != nil {
 		return nil, err
 	}
 
-	pv, err := corev1.NewPersistentVolume(ctx, args.Name, &corev1.PersistentVolumeArgs{
+	pv, err := corev1.NewPersistentVolume(ctx, "dump", &corev1.PersistentVolumeArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
 		Spec: &corev1.PersistentVolumeSpecArgs{
 			Capacity:                      pulumi.StringMap{"storage": capacity},
@@ -99,7 +102,7 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 				Name:      pulumi.String(ClaimName),
 			},
 		},
-	}, parent)
+	}, parent, formerly)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ type Resource struct {
 	Protect        bool
 	RetainOnDelete bool
 	ImportID       string
+	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted.
+	Aliases []string
 	// DependsOn holds the "type::name" of every resource this one depends on through its inputs.
 	DependsOn []string
 }
@@ -106,6 +108,12 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
 		}
 		sort.Strings(rec.DependsOn)
+		for _, a := range rpc.GetAliases() {
+			if spec := a.GetSpec(); spec != nil && spec.GetName() != "" {
+				rec.Aliases = append(rec.Aliases, spec.GetName())
+			}
+		}
+		sort.Strings(rec.Aliases)
 	}
 	r.mu.Lock()
 	r.resources = append(r.resources, rec)

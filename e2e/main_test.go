@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 )
 
 const zone = "us-central1-a"
@@ -85,7 +87,8 @@ func repoDir(t *testing.T) string {
 }
 
 func newDriver(t *testing.T) harness.Driver {
-	return harness.Driver{Tools: tools, RepoDir: repoDir(t), StateDir: t.TempDir(), Passphrase: "e2e-passphrase"}
+	return harness.Driver{Tools: tools, RepoDir: repoDir(t), StateDir: t.TempDir(), Passphrase: "e2e-passphrase",
+		AmbientKubeconfig: cp.Kubeconfig, GCEDir: t.TempDir()}
 }
 
 // localValues is the local stack's config (Pulumi.yaml defaults + Pulumi.local.yaml) with overrides.
@@ -156,4 +159,58 @@ type testLog struct{ t *testing.T }
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+func wantDeep(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %#v, want %#v", what, got, want)
+	}
+}
+
+// stateResource is a resource as the stack's state records it.
+type stateResource struct {
+	URN     string `json:"urn"`
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Protect bool   `json:"protect"`
+}
+
+func stateResources(t *testing.T, stack auto.Stack) []stateResource {
+	t.Helper()
+	state, err := stack.Export(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deployment struct {
+		Resources []stateResource `json:"resources"`
+	}
+	if err := json.Unmarshal(state.Deployment, &deployment); err != nil {
+		t.Fatal(err)
+	}
+	return deployment.Resources
+}
+
+// protectedInState reports whether the state holds exactly one resource of typ, protected.
+func protectedInState(t *testing.T, stack auto.Stack, typ string) bool {
+	t.Helper()
+	var found []stateResource
+	for _, r := range stateResources(t, stack) {
+		if r.Type == typ {
+			found = append(found, r)
+		}
+	}
+	return len(found) == 1 && found[0].Protect
+}
+
+// stateTypes lists the types of the state's resources, leaving out the stack and the providers.
+func stateTypes(t *testing.T, stack auto.Stack) []string {
+	t.Helper()
+	var types []string
+	for _, r := range stateResources(t, stack) {
+		if r.Type != "pulumi:pulumi:Stack" && !strings.HasPrefix(r.Type, "pulumi:providers:") {
+			types = append(types, r.Type)
+		}
+	}
+	return types
 }

@@ -23,6 +23,8 @@ type ControlPlane struct {
 	Server     string // https://127.0.0.1:PORT
 	tools      Tools
 	procs      []*exec.Cmd
+	// stopControllers ends the in-process controllers (the load balancer stand-in).
+	stopControllers context.CancelFunc
 }
 
 // ControlPlaneOptions configure Start.
@@ -128,6 +130,12 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	if err := cp.AddNode(ctx, NodeName, opts.Zone); err != nil {
 		return nil, err
 	}
+	if !opts.Detach {
+		// In-process, so only while this program runs: the local run (Detach) uses no LoadBalancer.
+		var controllers context.Context
+		controllers, cp.stopControllers = context.WithCancel(context.Background())
+		go cp.serveLoadBalancers(controllers)
+	}
 	if err := cp.waitFor(ctx, "default service account", 60*time.Second, func() error {
 		_, err := cp.Kubectl(ctx, "-n", "default", "get", "serviceaccount", "default")
 		return err
@@ -212,6 +220,9 @@ func (cp *ControlPlane) StopProcess(name string) (restart func() error, err erro
 
 // Stop ends every process the control plane started, newest first, and waits for them.
 func (cp *ControlPlane) Stop() {
+	if cp.stopControllers != nil {
+		cp.stopControllers()
+	}
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		terminate(cp.procs[i].Process.Pid)
 	}

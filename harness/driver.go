@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -29,6 +33,13 @@ type Driver struct {
 	RepoDir    string // holds Pulumi.yaml and the Pulumi.<stack>.yaml files
 	StateDir   string // backend, PULUMI_HOME and the workspace
 	Passphrase string // for the passphrase secrets provider
+	// GCEDir is the simulated Compute Engine project the stand-in GCP plugin works on (gcestandin).
+	GCEDir string
+	// AmbientKubeconfig is what the engine and its plugins see as KUBECONFIG: the loopback cluster's
+	// file. Never empty in the environment: client-go reads ~/.kube/config when KUBECONFIG is unset or
+	// empty, and a test must never reach a developer's real cluster. Unset, it names a file that does
+	// not exist, so a stack without a kubeconfig of its own fails instead of finding one.
+	AmbientKubeconfig string
 	// Program runs instead of infra.Program when set (the benchmarks' empty-program floor).
 	Program pulumi.RunFunc
 }
@@ -36,22 +47,72 @@ type Driver struct {
 // Stack creates or selects a stack whose config file is values (keys without the project namespace),
 // written as the user would write Pulumi.<name>.yaml, plus secrets set as Pulumi secrets.
 func (d Driver) Stack(ctx context.Context, name string, values stackconfig.Values, secrets map[string]string) (auto.Stack, error) {
-	project, err := stackconfig.Project(d.RepoDir)
+	project, work, err := d.workspace()
 	if err != nil {
 		return auto.Stack{}, err
 	}
-	backend := filepath.Join(d.StateDir, "backend")
-	work := filepath.Join(d.StateDir, "workspace")
-	home := filepath.Join(d.StateDir, "home")
-	for _, dir := range []string{backend, work, home} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return auto.Stack{}, err
-		}
-	}
-	project.Backend = &workspace.ProjectBackend{URL: "file://" + backend}
 	if err := writeStackFile(filepath.Join(work, "Pulumi."+name+".yaml"), project.Name.String(), values); err != nil {
 		return auto.Stack{}, err
 	}
+	return d.upsert(ctx, project, work, name, secrets)
+}
+
+// CommittedStack creates or selects the stack whose config file is the repository's Pulumi.<name>.yaml,
+// copied byte for byte, so the real CLI validates and runs exactly what a user runs. secrets are set on
+// top, as a user would with `pulumi config set --secret` (nil for none).
+func (d Driver) CommittedStack(ctx context.Context, name string, secrets map[string]string) (auto.Stack, error) {
+	project, work, err := d.workspace()
+	if err != nil {
+		return auto.Stack{}, err
+	}
+	file, err := os.ReadFile(filepath.Join(d.RepoDir, "Pulumi."+name+".yaml"))
+	if err != nil {
+		return auto.Stack{}, err
+	}
+	if err := os.WriteFile(filepath.Join(work, "Pulumi."+name+".yaml"), file, 0o600); err != nil {
+		return auto.Stack{}, err
+	}
+	return d.upsert(ctx, project, work, name, secrets)
+}
+
+// workspace loads the project and makes the backend, workspace and home directories.
+func (d Driver) workspace() (*workspace.Project, string, error) {
+	project, err := stackconfig.Project(d.RepoDir)
+	if err != nil {
+		return nil, "", err
+	}
+	work := filepath.Join(d.StateDir, "workspace")
+	for _, dir := range []string{d.backendDir(), work, d.homeDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, "", err
+		}
+	}
+	project.Backend = &workspace.ProjectBackend{URL: "file://" + d.backendDir()}
+	return project, work, nil
+}
+
+func (d Driver) backendDir() string { return filepath.Join(d.StateDir, "backend") }
+func (d Driver) homeDir() string    { return filepath.Join(d.StateDir, "home") }
+
+// Env is the environment the CLI, the engine and the plugins run with.
+func (d Driver) Env() map[string]string {
+	kubeconfig := d.AmbientKubeconfig
+	if kubeconfig == "" {
+		kubeconfig = filepath.Join(d.StateDir, "no-ambient-kubeconfig")
+	}
+	return map[string]string{
+		"PULUMI_CONFIG_PASSPHRASE": d.Passphrase,
+		"PULUMI_HOME":              d.homeDir(),
+		"PULUMI_SKIP_UPDATE_CHECK": "true",
+		"PATH":                     d.Tools.PathEnv(),
+		"KUBECONFIG":               kubeconfig,
+		// Nothing may fall back to the developer's own ~/.kube/config or ~/.pulumi.
+		"HOME":            d.homeDir(),
+		gcestandin.DirEnv: d.GCEDir,
+	}
+}
+
+func (d Driver) upsert(ctx context.Context, project *workspace.Project, work, name string, secrets map[string]string) (auto.Stack, error) {
 	cli, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: filepath.Dir(d.Tools.Bin), SkipVersionCheck: true})
 	if err != nil {
 		return auto.Stack{}, err
@@ -65,20 +126,13 @@ func (d Driver) Stack(ctx context.Context, name string, values stackconfig.Value
 		auto.WorkDir(work),
 		auto.Pulumi(cli),
 		auto.SecretsProvider("passphrase"),
-		auto.EnvVars(map[string]string{
-			"PULUMI_CONFIG_PASSPHRASE": d.Passphrase,
-			"PULUMI_HOME":              home,
-			"PULUMI_SKIP_UPDATE_CHECK": "true",
-			"PATH":                     d.Tools.PathEnv(),
-			// The provider must use the kubeconfig from stack config, never an ambient one.
-			"KUBECONFIG": "",
-		}),
+		auto.EnvVars(d.Env()),
 	)
 	if err != nil {
 		return auto.Stack{}, err
 	}
-	for key, value := range secrets {
-		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value, Secret: true}); err != nil {
+	for _, key := range slices.Sorted(maps.Keys(secrets)) {
+		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: secrets[key], Secret: true}); err != nil {
 			return auto.Stack{}, err
 		}
 	}
@@ -151,7 +205,8 @@ type Step struct {
 }
 
 // PreviewSteps previews and returns every step, so a test can say exactly which resources would change.
-func PreviewSteps(ctx context.Context, stack auto.Stack) ([]Step, error) {
+// opts are passed on (progress streams, say).
+func PreviewSteps(ctx context.Context, stack auto.Stack, opts ...optpreview.Option) ([]Step, error) {
 	ch := make(chan events.EngineEvent)
 	done := make(chan []Step)
 	go func() {
@@ -164,7 +219,25 @@ func PreviewSteps(ctx context.Context, stack auto.Stack) ([]Step, error) {
 		}
 		done <- steps
 	}()
-	_, err := stack.Preview(ctx, optpreview.EventStreams(ch))
+	_, err := stack.Preview(ctx, append(opts, optpreview.EventStreams(ch))...)
 	steps := <-done
 	return steps, err
+}
+
+// CLI runs the real Pulumi CLI in the workspace, with the driver's environment, exactly as a user would
+// type the command, and returns its combined output. It suits every command that does not run the
+// program (destroy, refresh, cancel, stack, config); preview and up run the program, which needs the Go
+// language host that cannot be built here, so they go through the Automation API instead.
+func (d Driver) CLI(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, d.Tools.Path("pulumi"), args...)
+	cmd.Dir = filepath.Join(d.StateDir, "workspace")
+	cmd.Env = os.Environ()
+	for k, v := range d.Env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("pulumi %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
 }

@@ -21,7 +21,7 @@ type Tools struct {
 }
 
 var requiredTools = []string{
-	"pulumi", "pulumi-resource-kubernetes", "etcd",
+	"pulumi", "pulumi-resource-kubernetes", "pulumi-resource-gcp", "etcd",
 	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok",
 }
 

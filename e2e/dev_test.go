@@ -12,6 +12,7 @@ import (
 	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 )
 
@@ -279,9 +280,10 @@ func setConfig(t *testing.T, stack auto.Stack, key, value string) {
 // previewChanges previews and returns the planned changes, as changed() spells them.
 func previewChanges(t *testing.T, stack auto.Stack) []string {
 	t.Helper()
-	steps, err := harness.PreviewSteps(context.Background(), stack)
+	var out strings.Builder
+	steps, err := harness.PreviewSteps(context.Background(), stack, optpreview.ProgressStreams(&out))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("preview: %v\n%s", err, out.String())
 	}
 	return changed(steps)
 }

@@ -115,6 +115,14 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 		}
 	}
 	policyName := cfg.Disk.Name + "-snapshots"
+	var properties compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesPtrInput
+	if len(cfg.Disk.Labels) > 0 {
+		// Only with labels to give: the provider refuses a snapshotProperties block that sets none of
+		// labels, storageLocations and guestFlush (prod's unlabelled disk would fail its first preview).
+		properties = &compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs{
+			Labels: pulumi.ToStringMap(cfg.Disk.Labels),
+		}
+	}
 	// Logical names that never follow config, as for the disk; aliases carry stacks that used policyName.
 	const logical = "snapshot-schedule"
 	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(policyName)}})
@@ -129,9 +137,7 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 				// Snapshots outlive the disk: they are the way back if the disk is ever lost.
 				OnSourceDiskDelete: pulumi.String("KEEP_AUTO_SNAPSHOTS"),
 			},
-			SnapshotProperties: &compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs{
-				Labels: pulumi.ToStringMap(cfg.Disk.Labels),
-			},
+			SnapshotProperties: properties,
 		},
 	}, parent, formerly)
 	if err != nil {

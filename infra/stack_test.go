@@ -274,6 +274,8 @@ func TestProdStack(t *testing.T) {
 		want(t, "startTime", p.String(sp+"schedule.dailySchedule.startTime"), "03:00")
 		want(t, "retention", p.Get(sp+"retentionPolicy.maxRetentionDays"), any(float64(14)))
 		want(t, "onSourceDiskDelete", p.String(sp+"retentionPolicy.onSourceDiskDelete"), "KEEP_AUTO_SNAPSHOTS")
+		// No labels, so no snapshotProperties: an empty block is refused by the provider.
+		want(t, "snapshotProperties", p.Get(sp+"snapshotProperties"), nil)
 		a := rec.One(t, tAttachment)
 		want(t, "attached disk", a.String("disk"), "data-dump-disk")
 		want(t, "attached policy", a.String("name"), "data-dump-disk-snapshots")
@@ -336,6 +338,10 @@ func TestSnapshotSchedules(t *testing.T) {
 	want(t, "hoursInCycle", p.Get("snapshotSchedulePolicy.schedule.hourlySchedule.hoursInCycle"), any(float64(4)))
 	want(t, "hourly startTime", p.String("snapshotSchedulePolicy.schedule.hourlySchedule.startTime"), "01:00")
 	want(t, "no daily", p.Get("snapshotSchedulePolicy.schedule.dailySchedule"), nil)
+
+	// dev's disk labels go onto its snapshots.
+	labelled := mustRun(t, "dev", map[string]string{"snapshotSchedule": "daily"}).One(t, tPolicy)
+	wantDeep(t, "snapshot labels", labelled.Get("snapshotSchedulePolicy.snapshotProperties.labels"), any(map[string]any{"app": "loklak", "env": "dev"}))
 
 	weekly := mustRun(t, "dev", map[string]string{"snapshotSchedule": "weekly", "snapshotDayOfWeek": "FRIDAY"})
 	w := weekly.One(t, tPolicy)

@@ -1,0 +1,229 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/gcestandin"
+	"github.com/loklak/loklak-dumps/harness"
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+)
+
+const (
+	prodProject = "loklak-server"
+	prodDisk    = "data-dump-disk"
+	prodHandle  = "projects/loklak-server/zones/us-central1-a/disks/data-dump-disk"
+)
+
+// The prod stack as committed, migrating what 2017 left: the test follows docs/migration.md command by
+// command, and fails if the runbook holds a command it does not run.
+func TestProdMigrationRunbook(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	old := setUp2017(t, gce)
+	var stack auto.Stack
+	var previewed []string
+
+	run := map[string]func(t *testing.T, command string){
+		// gcloud cannot run here: the same facts come from the simulated project.
+		"gcloud compute disks describe data-dump-disk --zone us-central1-a --format='value(sizeGb,type.basename(),labels)'": func(t *testing.T, _ string) {
+			_, values, err := stackconfig.Load(repoDir(t), "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			disk := simDisk(t, gce, prodProject, prodDisk)
+			want(t, "diskSizeGb in Pulumi.prod.yaml vs the disk", values["diskSizeGb"], strconv.Itoa(disk.SizeGB))
+			want(t, "diskType in Pulumi.prod.yaml vs the disk", values["diskType"], disk.Type)
+			want(t, "diskLabels in Pulumi.prod.yaml vs the disk", values["diskLabels"], "[]")
+			want(t, "labels on the disk", len(disk.Labels), 0)
+		},
+		"gcloud compute disks snapshot data-dump-disk --zone us-central1-a --snapshot-names data-dump-disk-before-pulumi": func(t *testing.T, _ string) {
+			t.Log("not run: the stand-in simulates no snapshots; nothing later depends on this one")
+		},
+		"kubectl get pv dump -o jsonpath='{.spec.persistentVolumeReclaimPolicy}'": kubectlPrints("Retain"),
+		"kubectl get pv dump -o jsonpath='{.spec.gcePersistentDisk.fsType}'":      kubectlPrints("ext4"),
+		"kubectl -n web delete deployment server --cascade=foreground": func(t *testing.T, c string) {
+			kubectlPrints(`deployment.apps "server" deleted`)(t, c)
+			if pods := kubectlJSON(t, "-n", "web", "get", "pods", "-l", "app=server"); len(pods.get("items").([]any)) != 0 {
+				t.Errorf("the 2017 pod outlived its Deployment's deletion")
+			}
+		},
+		"kubectl -n web delete pvc dump": kubectlPrints(`persistentvolumeclaim "dump" deleted`),
+		"kubectl delete pv dump":         kubectlPrints(`persistentvolume "dump" deleted`),
+		`kubectl get volumeattachments -o jsonpath='{.items[?(@.spec.source.persistentVolumeName=="dump")].metadata.name}'`: kubectlPrints(""),
+		"gcloud compute disks describe data-dump-disk --zone us-central1-a --format='value(users)'": func(t *testing.T, _ string) {
+			want(t, "users of the disk", len(simDisk(t, gce, prodProject, prodDisk).Users), 0)
+		},
+		"pulumi stack select --create prod": func(t *testing.T, _ string) {
+			var err error
+			if stack, err = d.CommittedStack(ctx, "prod", nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"pulumi preview --diff": func(t *testing.T, _ string) {
+			previewed = previewChanges(t, stack)
+			var disk []string
+			for _, s := range previewed {
+				if strings.HasSuffix(s, " gcp:compute/disk:Disk::dump-disk") {
+					disk = append(disk, s)
+				} else if !strings.HasPrefix(s, "create ") {
+					t.Errorf("the preview plans %q; want only creates besides the disk's import", s)
+				}
+			}
+			wantDeep(t, "the disk's steps", disk, []string{"import gcp:compute/disk:Disk::dump-disk"})
+		},
+		"pulumi up --yes": func(t *testing.T, _ string) {
+			calls := callCount(t, gce)
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+				t.Fatal(err)
+			}
+			disk := simDisk(t, gce, prodProject, prodDisk)
+			want(t, "disk ID (recreated?)", disk.ID, old.ID)
+			want(t, "disk created", disk.CreationTimestamp, old.CreationTimestamp)
+			want(t, "disk size", disk.SizeGB, 100)
+			policy := "projects/loklak-server/regions/us-central1/resourcePolicies/data-dump-disk-snapshots"
+			wantDeep(t, "policies on the disk", disk.ResourcePolicies, []string{gcestandin.APIBase + policy})
+			wantCalls(t, gce, calls, []string{
+				"POST projects/loklak-server/regions/us-central1/resourcePolicies",
+				"POST " + prodHandle + "/addResourcePolicies",
+			})
+			want(t, "disk protected in the state", protectedInState(t, stack, "gcp:compute/disk:Disk"), true)
+		},
+		"kubectl -n web get pvc dump -o jsonpath='{.spec.volumeName} {.status.phase}'": kubectlPrints("web-dump Bound"),
+		"kubectl get pv web-dump -o jsonpath='{.spec.csi.volumeHandle}'":               kubectlPrints(prodHandle),
+	}
+
+	for i, command := range runbookCommands(t, filepath.Join(repoDir(t), "docs", "migration.md")) {
+		f, ok := run[command]
+		if !ok {
+			t.Fatalf("docs/migration.md runs %q, which this test does not: run it here or take it out", command)
+		}
+		delete(run, command)
+		if !t.Run(strconv.Itoa(i+1)+" "+command, func(t *testing.T) { f(t, command) }) {
+			t.FailNow()
+		}
+	}
+	for command := range run {
+		t.Errorf("the test runs %q, which docs/migration.md no longer has", command)
+	}
+
+	t.Run("loklak runs on the old disk; the 2017 objects are gone", func(t *testing.T) {
+		pods := kubectlJSON(t, "-n", "web", "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
+		want(t, "pods", len(pods.get("items").([]any)), 1)
+		want(t, "pod phase", pods.str("items.0.status.phase"), "Running")
+		want(t, "pod claim", pods.str("items.0.spec.volumes.0.persistentVolumeClaim.claimName"), "dump")
+		want(t, "pod mount", pods.str("items.0.spec.containers.0.volumeMounts.0.mountPath"), "/loklak_server/data")
+		for _, gone := range [][]string{{"-n", "web", "deployment", "server"}, {"pv", "dump"}} {
+			if exists(t, gone...) {
+				t.Errorf("%v is still there", gone)
+			}
+		}
+		svc := kubectlJSON(t, "-n", "web", "get", "service", "loklak-server")
+		want(t, "Service type", svc.str("spec.type"), "LoadBalancer")
+		outputs, err := stack.Outputs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, "dumpUrl", outputs["dumpUrl"].Value, any("http://"+harness.LoadBalancerIP+":80/dump/"))
+		want(t, "diskId", outputs["diskId"].Value, any(prodHandle))
+	})
+
+	t.Run("a second preview plans nothing: the import is not repeated", func(t *testing.T) {
+		wantSteps(t, previewChanges(t, stack), nil)
+	})
+
+	t.Run("destroy --exclude-protected leaves the disk and namespace web", func(t *testing.T) {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "prod", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		want(t, "disk ID", simDisk(t, gce, prodProject, prodDisk).ID, old.ID)
+		if !exists(t, "namespace", "web") {
+			t.Errorf("namespace web, which prod does not own, was deleted")
+		}
+		if exists(t, "pv", "web-dump") {
+			t.Errorf("PV web-dump survived the destroy")
+		}
+	})
+}
+
+// setUp2017 puts into the simulated project and the cluster what the 2017 setup left, and waits until
+// the old loklak runs on its claim.
+func setUp2017(t *testing.T, gce *gcestandin.Compute) gcestandin.Disk {
+	t.Helper()
+	ctx := context.Background()
+	disk, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 100, Type: "pd-standard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := os.ReadFile(filepath.Join("testdata", "prod-2017.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.KubectlInput(ctx, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "-n", "web", "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/dump", "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "-n", "web", "rollout", "status", "deployment/server", "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	return disk
+}
+
+// kubectlPrints runs a runbook's kubectl command literally (bash, the loopback kubeconfig, this
+// toolchain's kubectl) and checks what it prints.
+func kubectlPrints(want string) func(t *testing.T, command string) {
+	return func(t *testing.T, command string) {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", command)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.Kubeconfig, "PATH="+tools.PathEnv())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s printed %q, want %q", command, got, want)
+		}
+	}
+}
+
+// runbookCommands returns the commands of a runbook: every line of its ```sh blocks that is not a
+// comment.
+func runbookCommands(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	var commands []string
+	inBlock := false
+	lines := bufio.NewScanner(f)
+	for lines.Scan() {
+		line := strings.TrimSpace(lines.Text())
+		switch {
+		case line == "```sh":
+			inBlock = true
+		case line == "```":
+			inBlock = false
+		case inBlock && line != "" && !strings.HasPrefix(line, "#"):
+			commands = append(commands, line)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return commands
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 )
 
@@ -226,4 +227,101 @@ func runbookCommands(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	return commands
+}
+
+// What the engine does when the disk Pulumi.prod.yaml declares is not the disk that exists: an import is
+// not all-or-nothing (docs/migration.md, step 1).
+func TestImportOfADifferentDisk(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, "web")
+
+	t.Run("a larger real disk: the import would replace it, so up fails and changes nothing", func(t *testing.T) {
+		d := newDriver(t)
+		gce := openGCE(t, d)
+		real, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 120, Type: "pd-standard"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stack, err := d.CommittedStack(ctx, "prod", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var preview strings.Builder
+		steps, err := harness.PreviewSteps(ctx, stack, optpreview.ProgressStreams(&preview))
+		if err == nil {
+			t.Errorf("the preview passed, planning %q", changed(steps))
+		}
+		for _, says := range []string{"previously-imported resources that still specify an ID may not be replaced", "marked for protection", "size: {120} => {100}"} {
+			if !strings.Contains(preview.String(), says) {
+				t.Errorf("the preview does not say %q:\n%s", says, preview.String())
+			}
+		}
+		calls := callCount(t, gce)
+		var out strings.Builder
+		_, err = stack.Up(ctx, optup.ProgressStreams(&out))
+		if err == nil {
+			t.Fatalf("up imported a 120 GiB disk declared as 100 GiB")
+		}
+		if says := out.String() + err.Error(); !strings.Contains(says, "marked for protection") {
+			t.Errorf("up does not say why it failed:\n%s", says)
+		}
+		wantCalls(t, gce, calls, nil)
+		after := simDisk(t, gce, prodProject, prodDisk)
+		want(t, "disk size", after.SizeGB, 120)
+		want(t, "disk ID", after.ID, real.ID)
+		if exists(t, "pv", "web-dump") {
+			t.Errorf("the Kubernetes side was created on a failed import")
+		}
+	})
+
+	t.Run("a smaller, unlabelled real disk: import, then grow it and label it in the same up", func(t *testing.T) {
+		d := newDriver(t)
+		gce := openGCE(t, d)
+		real, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 90, Type: "pd-standard"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stack, err := d.CommittedStack(ctx, "prod", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stack.SetConfigWithOptions(ctx, "diskLabels[0]", auto.ConfigValue{Value: "app=loklak"}, &auto.ConfigOptions{Path: true}); err != nil {
+			t.Fatal(err)
+		}
+		var disk []string
+		for _, s := range previewChanges(t, stack) {
+			if strings.HasSuffix(s, "gcp:compute/disk:Disk::dump-disk") {
+				disk = append(disk, s)
+			}
+		}
+		wantDeep(t, "the disk's planned steps", disk, []string{"import gcp:compute/disk:Disk::dump-disk", "update gcp:compute/disk:Disk::dump-disk"})
+		calls := callCount(t, gce)
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if out, err := d.CLI(ctx, "destroy", "--stack", "prod", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+				t.Errorf("clean-up: %v\n%s", err, out)
+			}
+		})
+		after := simDisk(t, gce, prodProject, prodDisk)
+		want(t, "disk ID", after.ID, real.ID)
+		want(t, "disk size (grown, for good)", after.SizeGB, 100)
+		wantDeep(t, "disk labels (written)", after.Labels, map[string]string{"app": "loklak"})
+		wantCalls(t, gce, calls, []string{
+			"POST " + prodHandle + "/setLabels",
+			"POST " + prodHandle + "/resize",
+			"POST projects/loklak-server/regions/us-central1/resourcePolicies",
+			"POST " + prodHandle + "/addResourcePolicies",
+		})
+	})
+}
+
+// ensureNamespace creates a namespace the stack does not own, if it is missing.
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	manifest := `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "` + name + `"}}`
+	if _, err := cp.KubectlInput(context.Background(), []byte(manifest), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -127,8 +127,10 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 	const logical = "snapshot-schedule"
 	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(policyName)}})
 	policy, err := compute.NewResourcePolicy(ctx, logical, &compute.ResourcePolicyArgs{
-		Name:    pulumi.String(policyName),
-		Project: pulumi.String(cfg.GCPProject),
+		Name: pulumi.String(policyName),
+		// The disk's own project, from its outputs: the schedule is created only once the disk is there
+		// (an import that fails leaves nothing behind).
+		Project: disk.Project,
 		Region:  pulumi.String(cfg.Region),
 		SnapshotSchedulePolicy: &compute.ResourcePolicySnapshotSchedulePolicyArgs{
 			Schedule: schedule,

@@ -276,6 +276,9 @@ func TestProdStack(t *testing.T) {
 		want(t, "onSourceDiskDelete", p.String(sp+"retentionPolicy.onSourceDiskDelete"), "KEEP_AUTO_SNAPSHOTS")
 		// No labels, so no snapshotProperties: an empty block is refused by the provider.
 		want(t, "snapshotProperties", p.Get(sp+"snapshotProperties"), nil)
+		// Created only once the disk is there: an import that fails leaves no policy behind.
+		want(t, "policy project", p.String("project"), "loklak-server")
+		wantDependsOn(t, p, tDisk, "dump-disk")
 		a := rec.One(t, tAttachment)
 		want(t, "attached disk", a.String("disk"), "data-dump-disk")
 		want(t, "attached policy", a.String("name"), "data-dump-disk-snapshots")

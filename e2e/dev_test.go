@@ -281,7 +281,7 @@ func setConfig(t *testing.T, stack auto.Stack, key, value string) {
 func previewChanges(t *testing.T, stack auto.Stack) []string {
 	t.Helper()
 	var out strings.Builder
-	steps, err := harness.PreviewSteps(context.Background(), stack, optpreview.ProgressStreams(&out))
+	steps, err := harness.PreviewSteps(context.Background(), stack, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out))
 	if err != nil {
 		t.Fatalf("preview: %v\n%s", err, out.String())
 	}

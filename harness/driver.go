@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/infra"
@@ -205,23 +206,32 @@ type Step struct {
 }
 
 // PreviewSteps previews and returns every step, so a test can say exactly which resources would change.
-// opts are passed on (progress streams, say).
+// opts are passed on (progress streams, say). After a failed preview the steps are those seen so far: the
+// SDK closes the event channel only when the CLI got as far as streaming events, which a CLI that refuses
+// the stack's config never does, so waiting for the close would hang.
 func PreviewSteps(ctx context.Context, stack auto.Stack, opts ...optpreview.Option) ([]Step, error) {
 	ch := make(chan events.EngineEvent)
-	done := make(chan []Step)
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var steps []Step
 	go func() {
-		var steps []Step
+		defer close(done)
 		for ev := range ch {
 			if ev.ResourcePreEvent != nil {
 				m := ev.ResourcePreEvent.Metadata
+				mu.Lock()
 				steps = append(steps, Step{Op: m.Op, Type: m.Type, Name: resource.URN(m.URN).Name()})
+				mu.Unlock()
 			}
 		}
-		done <- steps
 	}()
 	_, err := stack.Preview(ctx, append(opts, optpreview.EventStreams(ch))...)
-	steps := <-done
-	return steps, err
+	if err == nil {
+		<-done // the SDK closes the channel after the last event of a finished preview
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(steps), err
 }
 
 // CLI runs the real Pulumi CLI in the workspace, with the driver's environment, exactly as a user would

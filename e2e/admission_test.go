@@ -88,7 +88,12 @@ func TestStackObjectsPassServerSideDryRun(t *testing.T) {
 				if _, err := cp.Kubectl(ctx, "create", "namespace", ns); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _, _ = cp.Kubectl(ctx, "delete", "namespace", ns, "--wait=false") })
+				// Wait until it is gone: the dev and prod tests create objects in the same namespaces.
+				t.Cleanup(func() {
+					if _, err := cp.Kubectl(ctx, "delete", "namespace", ns, "--timeout=120s"); err != nil {
+						t.Error(err)
+					}
+				})
 			}
 			list, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 			if err != nil {

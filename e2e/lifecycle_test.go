@@ -188,7 +188,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantSteps := []string{
-			"update kubernetes:core/v1:PersistentVolume::" + pvName,
+			"update kubernetes:core/v1:PersistentVolume::dump",
 			"update kubernetes:core/v1:PersistentVolumeClaim::dump",
 		}
 		if got := changed(steps); !slices.Equal(got, wantSteps) {

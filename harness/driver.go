@@ -142,7 +142,8 @@ func (d Driver) upsert(ctx context.Context, project *workspace.Project, work, na
 
 // writeStackFile writes values with the types Pulumi.yaml declares (integers, booleans, lists), so the
 // CLI validates them against the schema exactly as it does a user's stack file. Existing secrets in the
-// file are kept.
+// file are kept, even where values holds the key (its default, say): secrets change only through Stack's
+// secrets.
 func writeStackFile(path, project string, values stackconfig.Values) error {
 	file := map[string]any{}
 	if data, err := os.ReadFile(path); err == nil {
@@ -155,6 +156,9 @@ func writeStackFile(path, project string, values stackconfig.Values) error {
 		cfg = map[string]any{}
 	}
 	for key, raw := range values {
+		if m, ok := cfg[project+":"+key].(map[string]any); ok && m["secure"] != nil {
+			continue // set as a secret (Stack's secrets): a plain value, a default say, must not replace it
+		}
 		v, err := typed(infra.Keys[key], raw)
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)

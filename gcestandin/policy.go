@@ -99,7 +99,7 @@ func checkSchedule(v any, fail func(prop, format string, args ...any)) {
 			fail("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks", "attribute requires 1 to 7 items, got %d", len(days))
 		}
 		for _, d := range days {
-			day := str(map[string]any(asMap(d))["day"])
+			day := str(asMap(d)["day"])
 			if !slices.Contains(weekdays, day) && !isUnknown(asMap(d)["day"]) {
 				fail("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.day", "expected day to be one of %v, got %s", weekdays, day)
 			}

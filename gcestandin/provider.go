@@ -521,7 +521,7 @@ func parseImportID(id string, patterns []string, fallbacks map[string]string) (m
 			return out, nil
 		}
 	}
-	return nil, fmt.Errorf("Import id %q doesn't match any of the accepted formats: %v", id, patterns)
+	return nil, fmt.Errorf("Import id %q doesn't match any of the accepted formats: %v", id, patterns) //nolint:staticcheck // the provider's message, verbatim
 }
 
 func failure(property, format string, args ...any) plugin.CheckFailure {

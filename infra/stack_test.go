@@ -343,8 +343,8 @@ func TestSnapshotSchedules(t *testing.T) {
 	want(t, "no daily", p.Get("snapshotSchedulePolicy.schedule.dailySchedule"), nil)
 
 	// dev's disk labels go onto its snapshots.
-	labelled := mustRun(t, "dev", map[string]string{"snapshotSchedule": "daily"}).One(t, tPolicy)
-	wantDeep(t, "snapshot labels", labelled.Get("snapshotSchedulePolicy.snapshotProperties.labels"), any(map[string]any{"app": "loklak", "env": "dev"}))
+	withLabels := mustRun(t, "dev", map[string]string{"snapshotSchedule": "daily"}).One(t, tPolicy)
+	wantDeep(t, "snapshot labels", withLabels.Get("snapshotSchedulePolicy.snapshotProperties.labels"), any(map[string]any{"app": "loklak", "env": "dev"}))
 
 	weekly := mustRun(t, "dev", map[string]string{"snapshotSchedule": "weekly", "snapshotDayOfWeek": "FRIDAY"})
 	w := weekly.One(t, tPolicy)

@@ -141,7 +141,7 @@ func Validate(dir, stack string) error {
 		value, set := ps.Config[key]
 		if !set {
 			if declared.Default == nil && declared.Value == nil {
-				problems = append(problems, fmt.Errorf("Stack '%s' is missing configuration value '%s'", stack, name))
+				problems = append(problems, fmt.Errorf("Stack '%s' is missing configuration value '%s'", stack, name)) //nolint:staticcheck // the CLI's message, verbatim
 				continue
 			}
 			raw := declared.Default // the CLI prefers the default over a project-level value
@@ -156,7 +156,7 @@ func Validate(dir, stack string) error {
 			continue
 		}
 		if declared.Secret && !value.Secure() {
-			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be encrypted as it's secret", stack, name))
+			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be encrypted as it's secret", stack, name)) //nolint:staticcheck // the CLI's message, verbatim
 			continue
 		}
 		if value.Secure() {
@@ -173,7 +173,7 @@ func Validate(dir, stack string) error {
 			}
 		}
 		if !workspace.ValidateConfigValue(*declared.Type, declared.Items, content) {
-			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be of type '%s'",
+			problems = append(problems, fmt.Errorf("Stack '%s' with configuration key '%s' must be of type '%s'", //nolint:staticcheck // the CLI's message, verbatim
 				stack, name, workspace.InferFullTypeName(*declared.Type, declared.Items)))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 )
 
 // `pulumi preview --stack NAME` with each committed stack file, as a user runs it on a fresh clone with
@@ -73,4 +74,37 @@ func TestTheCLIValidatesStackConfig(t *testing.T) {
 	if err == nil || !strings.Contains(out.String()+err.Error(), "Stack 'dev' is missing configuration value 'image'") {
 		t.Errorf("the CLI did not refuse a stack without image: %v\n%s", err, out.String())
 	}
+}
+
+// A stack without a kubeconfig of its own, run by a driver without an ambient one, fails: it does not
+// find the developer's ~/.kube/config, even when that file names a reachable cluster (here, the loopback
+// one, put where client-go would look if KUBECONFIG were unset).
+func TestNoFallbackToTheDevelopersKubeconfig(t *testing.T) {
+	home := t.TempDir()
+	stored, err := os.ReadFile(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".kube"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".kube", "config"), stored, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", home)
+	d := newDriver(t)
+	d.AmbientKubeconfig = ""
+	stack, err := d.Stack(context.Background(), "no-fallback", localValues(t, map[string]string{"namespace": "no-fallback"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	_, err = stack.Up(context.Background(), optup.ProgressStreams(&out))
+	if err == nil {
+		t.Fatal("up found a cluster without any kubeconfig of its own")
+	}
+	if exists(t, "namespace", "no-fallback") {
+		t.Errorf("the stack reached the cluster named only by ~/.kube/config")
+	}
+	t.Logf("the engine says: %s", lineWith(out.String(), "error"))
 }

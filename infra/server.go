@@ -3,6 +3,7 @@ package infra
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -118,7 +119,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 				},
 			},
 		},
-	}, parent)
+	}, parent, pulumi.Timeouts(rolloutTimeouts(c.StartupTimeoutSeconds)))
 	if err != nil {
 		return nil, err
 	}
@@ -218,4 +219,12 @@ func firstNonEmpty(values ...string) string {
 		}
 	}
 	return ""
+}
+
+// rolloutTimeouts is how long the engine waits for a rollout: the JVM's start-up allowance plus five
+// minutes for scheduling, attaching the disk and pulling the image, and never less than the provider's
+// own ten minutes. Without it a slow start that the probes allow would still fail `up` at ten minutes.
+func rolloutTimeouts(startupSeconds int) *pulumi.CustomTimeouts {
+	wait := max(10*time.Minute, time.Duration(startupSeconds)*time.Second+5*time.Minute)
+	return &pulumi.CustomTimeouts{Create: wait.String(), Update: wait.String()}
 }

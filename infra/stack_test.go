@@ -352,6 +352,16 @@ func TestSnapshotSchedules(t *testing.T) {
 	want(t, "weekly startTime", w.String("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.0.startTime"), "03:00")
 }
 
+// The engine waits for a rollout at least as long as the probes let the JVM start, plus room to schedule
+// and pull, and never less than the provider's default ten minutes.
+func TestRolloutWaitFollowsTheStartupAllowance(t *testing.T) {
+	for startup, wait := range map[string]string{"1800": "35m0s", "600": "15m0s", "300": "10m0s", "30": "10m0s"} {
+		dep := mustRun(t, "dev", map[string]string{"startupTimeoutSeconds": startup}).One(t, tDeployment)
+		want(t, "create timeout for "+startup+" s", dep.CreateTimeout, wait)
+		want(t, "update timeout for "+startup+" s", dep.UpdateTimeout, wait)
+	}
+}
+
 func TestStartupAllowanceRoundsUp(t *testing.T) {
 	rec := mustRun(t, "dev", map[string]string{"startupTimeoutSeconds": "95"})
 	got := rec.One(t, tDeployment).Get("spec.template.spec.containers.0.startupProbe.failureThreshold")

@@ -35,6 +35,8 @@ type Resource struct {
 	Protect        bool
 	RetainOnDelete bool
 	ImportID       string
+	// CreateTimeout and UpdateTimeout are the custom timeouts the program set ("" for the default).
+	CreateTimeout, UpdateTimeout string
 	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted.
 	Aliases []string
 	// DependsOn holds the "type::name" of every resource this one depends on through its inputs.
@@ -108,6 +110,9 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
 		}
 		sort.Strings(rec.DependsOn)
+		if ct := rpc.GetCustomTimeouts(); ct != nil {
+			rec.CreateTimeout, rec.UpdateTimeout = ct.GetCreate(), ct.GetUpdate()
+		}
 		for _, a := range rpc.GetAliases() {
 			if spec := a.GetSpec(); spec != nil && spec.GetName() != "" {
 				rec.Aliases = append(rec.Aliases, spec.GetName())

@@ -61,6 +61,12 @@ func (d DiskConfig) VolumeHandle(project, zone string) string {
 	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, d.Name)
 }
 
+// snapshotPolicySuffix makes the snapshot schedule's name from the disk's.
+const snapshotPolicySuffix = "-snapshots"
+
+// SnapshotPolicyName is the name of the disk's snapshot schedule (a Compute Engine resource policy).
+func (d DiskConfig) SnapshotPolicyName() string { return d.Name + snapshotPolicySuffix }
+
 // SnapshotConfig is the optional snapshot schedule attached to a managed disk.
 type SnapshotConfig struct {
 	Schedule      string // none, hourly, daily, weekly
@@ -237,6 +243,9 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	if c.Snapshots.Enabled() {
 		if c.Disk.Mode == DiskExternal {
 			p.fail("snapshotSchedule", c.Snapshots.Schedule, `must be "none" when diskMode is "external": the disk is managed elsewhere, so is its backup`)
+		}
+		if policy := c.Disk.SnapshotPolicyName(); c.Disk.Name != "" && len(policy) > 63 {
+			p.fail("diskName", c.Disk.Name, fmt.Sprintf("must be at most %d characters when snapshotSchedule is set: the schedule is named %q, and Compute Engine names are at most 63", 63-len(snapshotPolicySuffix), policy))
 		}
 		c.Snapshots.StartTime = p.match("snapshotStartTime", hourPattern, "an hour in UTC as HH:00, such as 03:00")
 		c.Snapshots.RetentionDays = p.intIn("snapshotRetentionDays", 1, 3650, "days")

@@ -52,6 +52,7 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"startup timeout", map[string]string{"startupTimeoutSeconds": "5"}, "startupTimeoutSeconds", "5", "from 30 to 1800"},
 		{"service type", map[string]string{"serviceType": "Ingress"}, "serviceType", "Ingress", "ClusterIP, NodePort, LoadBalancer"},
 		{"http port", map[string]string{"httpPort": "70000"}, "httpPort", "70000", "a TCP port"},
+		{"schedule name too long", map[string]string{"snapshotSchedule": "daily", "diskName": "d" + strings.Repeat("x", 53) + "z"}, "diskName", "d" + strings.Repeat("x", 53) + "z", "at most 53 characters when snapshotSchedule is set"},
 		{"heap that overflows", map[string]string{"javaHeap": "9000000000g"}, "javaHeap", "9000000000g", "smaller than memoryLimit (1Gi)"},
 		{"cluster identifier with a space", map[string]string{"clusterIdentifier": "my cluster"}, "clusterIdentifier", "my cluster", "without spaces"},
 		{"missing cluster identifier", map[string]string{"clusterIdentifier": ""}, "clusterIdentifier", "", "is required"},
@@ -132,4 +133,15 @@ func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
 			t.Errorf("%v refused: %v", overrides, err)
 		}
 	}
+}
+
+// The longest disk name that still leaves room for its schedule's name is accepted, and both names reach
+// Compute Engine as given.
+func TestLongestDiskNameWithASchedule(t *testing.T) {
+	name := "d" + strings.Repeat("x", 52)
+	rec := mustRun(t, "dev", map[string]string{"snapshotSchedule": "daily", "diskName": name})
+	want(t, "disk name", rec.One(t, tDisk).String("name"), name)
+	policy := rec.One(t, tPolicy).String("name")
+	want(t, "schedule name", policy, name+"-snapshots")
+	want(t, "schedule name length", len(policy), 63)
 }

@@ -114,7 +114,7 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 			},
 		}
 	}
-	policyName := cfg.Disk.Name + "-snapshots"
+	policyName := cfg.Disk.SnapshotPolicyName()
 	var properties compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesPtrInput
 	if len(cfg.Disk.Labels) > 0 {
 		// Only with labels to give: the provider refuses a snapshotProperties block that sets none of

@@ -163,10 +163,7 @@ func TestProdMigrationRunbook(t *testing.T) {
 func setUp2017(t *testing.T, gce *gcestandin.Compute) gcestandin.Disk {
 	t.Helper()
 	ctx := context.Background()
-	disk, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 100, Type: "pd-standard"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	disk := putProdDisk(t, gce, 100)
 	manifest, err := os.ReadFile(filepath.Join("testdata", "prod-2017.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -236,16 +233,7 @@ func TestImportOfADifferentDisk(t *testing.T) {
 	ensureNamespace(t, "web")
 
 	t.Run("a larger real disk: the import would replace it, so up fails and changes nothing", func(t *testing.T) {
-		d := newDriver(t)
-		gce := openGCE(t, d)
-		real, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 120, Type: "pd-standard"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stack, err := d.CommittedStack(ctx, "prod", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, gce, real, stack := prodOnDisk(t, 120)
 		var preview strings.Builder
 		steps, err := harness.PreviewSteps(ctx, stack, optpreview.ProgressStreams(&preview))
 		if err == nil {
@@ -275,16 +263,7 @@ func TestImportOfADifferentDisk(t *testing.T) {
 	})
 
 	t.Run("a smaller, unlabelled real disk: import, then grow it and label it in the same up", func(t *testing.T) {
-		d := newDriver(t)
-		gce := openGCE(t, d)
-		real, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 90, Type: "pd-standard"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stack, err := d.CommittedStack(ctx, "prod", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, gce, real, stack := prodOnDisk(t, 90)
 		if err := stack.SetConfigWithOptions(ctx, "diskLabels[0]", auto.ConfigValue{Value: "app=loklak"}, &auto.ConfigOptions{Path: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -315,6 +294,31 @@ func TestImportOfADifferentDisk(t *testing.T) {
 			"POST " + prodHandle + "/addResourcePolicies",
 		})
 	})
+}
+
+// prodOnDisk makes a simulated project holding an unlabelled pd-standard data-dump-disk of sizeGB, and the
+// prod stack as committed, on a driver of its own.
+func prodOnDisk(t *testing.T, sizeGB int) (harness.Driver, *gcestandin.Compute, gcestandin.Disk, auto.Stack) {
+	t.Helper()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	disk := putProdDisk(t, gce, sizeGB)
+	stack, err := d.CommittedStack(context.Background(), "prod", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, gce, disk, stack
+}
+
+// putProdDisk puts an unlabelled pd-standard data-dump-disk of sizeGB into the simulated project, as the
+// 2017 setup left it (100 GiB).
+func putProdDisk(t *testing.T, gce *gcestandin.Compute, sizeGB int) gcestandin.Disk {
+	t.Helper()
+	disk, err := gce.PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: sizeGB, Type: "pd-standard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disk
 }
 
 // ensureNamespace creates a namespace the stack does not own, if it is missing.

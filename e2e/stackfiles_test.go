@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -27,9 +26,7 @@ func TestEveryCommittedStackPreviews(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := newDriver(t)
 			// prod adopts data-dump-disk, and the preview reads it: it must exist.
-			if _, err := openGCE(t, d).PutDisk(gcestandin.Disk{Name: prodDisk, Project: prodProject, Zone: zone, SizeGB: 100, Type: "pd-standard"}); err != nil {
-				t.Fatal(err)
-			}
+			putProdDisk(t, openGCE(t, d), 100)
 			stack, err := d.CommittedStack(context.Background(), name, nil)
 			if err != nil {
 				t.Fatal(err)

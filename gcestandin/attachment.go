@@ -15,12 +15,7 @@ var attachmentInputs = []string{"disk", "name", "zone", "project"}
 
 func (attachmentKind) check(_ *Provider, name string, olds, news map[string]any, seed []byte) (map[string]any, []plugin.CheckFailure) {
 	inputs := clone(news)
-	var failures []plugin.CheckFailure
-	for key := range inputs {
-		if !slices.Contains(attachmentInputs, key) && key != defaultsKey {
-			failures = append(failures, failure(key, "%q is not a property of %s", key, AttachmentType))
-		}
-	}
+	failures := unknownInputs(inputs, attachmentInputs, AttachmentType)
 	if v, ok := inputs["disk"]; !ok || v == nil {
 		failures = append(failures, failure("disk", "Missing required property 'disk'"))
 	}

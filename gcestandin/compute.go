@@ -339,62 +339,60 @@ func (c *Compute) Disks(project string) ([]Disk, error) {
 	return disks, nil
 }
 
-// ResizeDisk grows a disk; the API refuses to shrink one.
-func (c *Compute) ResizeDisk(project, zone, name string, sizeGB int) (Disk, error) {
+// changeDisk is one API call that changes a disk: it records the call (METHOD url), loads the disk, lets
+// change check and edit it, and stores the result. A 404 when the disk is missing, as in the API.
+func (c *Compute) changeDisk(project, zone, name, method, url string, body map[string]any, change func(d *Disk) error) (Disk, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := DiskPath(project, zone, name)
-	if err := c.record("POST", path+"/resize", map[string]any{"sizeGb": sizeGB}); err != nil {
+	if err := c.record(method, url, body); err != nil {
 		return Disk{}, err
 	}
 	d, err := load[Disk](c, "disk", path)
 	if err != nil {
 		return Disk{}, err
 	}
-	if sizeGB <= d.SizeGB {
-		return Disk{}, invalid("Requested disk size cannot be smaller than the current size (%d GB <= %d GB)", sizeGB, d.SizeGB)
+	if err := change(&d); err != nil {
+		return Disk{}, err
 	}
-	if sizeGB > MaxZonalDiskGB {
-		return Disk{}, invalid("Disk size %d GB is above the maximum of %d GB", sizeGB, MaxZonalDiskGB)
-	}
-	d.SizeGB = sizeGB
 	return d, c.store(path, d)
+}
+
+// ResizeDisk grows a disk; the API refuses to shrink one.
+func (c *Compute) ResizeDisk(project, zone, name string, sizeGB int) (Disk, error) {
+	path := DiskPath(project, zone, name)
+	return c.changeDisk(project, zone, name, "POST", path+"/resize", map[string]any{"sizeGb": sizeGB}, func(d *Disk) error {
+		if sizeGB <= d.SizeGB {
+			return invalid("Requested disk size cannot be smaller than the current size (%d GB <= %d GB)", sizeGB, d.SizeGB)
+		}
+		if sizeGB > MaxZonalDiskGB {
+			return invalid("Disk size %d GB is above the maximum of %d GB", sizeGB, MaxZonalDiskGB)
+		}
+		d.SizeGB = sizeGB
+		return nil
+	})
 }
 
 // SetDiskLabels replaces a disk's labels; the fingerprint must be the current one, as in the API.
 func (c *Compute) SetDiskLabels(project, zone, name string, labels map[string]string, labelFingerprint string) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	path := DiskPath(project, zone, name)
-	if err := c.record("POST", path+"/setLabels", map[string]any{"labels": labels}); err != nil {
-		return Disk{}, err
-	}
-	d, err := load[Disk](c, "disk", path)
-	if err != nil {
-		return Disk{}, err
-	}
-	if labelFingerprint != d.LabelFingerprint {
-		return Disk{}, &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
-	}
-	d.Labels = labels
-	d.LabelFingerprint = fingerprint(labels)
-	return d, c.store(path, d)
+	return c.changeDisk(project, zone, name, "POST", path+"/setLabels", map[string]any{"labels": labels}, func(d *Disk) error {
+		if labelFingerprint != d.LabelFingerprint {
+			return &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
+		}
+		d.Labels = labels
+		d.LabelFingerprint = fingerprint(labels)
+		return nil
+	})
 }
 
 // DetachDisk removes an instance from a disk's users (instances.detachDisk, as far as the disk is concerned).
 func (c *Compute) DetachDisk(project, zone, name, instance string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	path := DiskPath(project, zone, name)
-	if err := c.record("POST", instance+"/detachDisk", map[string]any{"disk": name}); err != nil {
-		return err
-	}
-	d, err := load[Disk](c, "disk", path)
-	if err != nil {
-		return err
-	}
-	d.Users = slices.DeleteFunc(d.Users, func(u string) bool { return u == instance })
-	return c.store(path, d)
+	_, err := c.changeDisk(project, zone, name, "POST", instance+"/detachDisk", map[string]any{"disk": name}, func(d *Disk) error {
+		d.Users = slices.DeleteFunc(d.Users, func(u string) bool { return u == instance })
+		return nil
+	})
+	return err
 }
 
 // DeleteDisk deletes a disk. The API refuses while an instance uses it; the provider detaches first.
@@ -419,46 +417,32 @@ func (c *Compute) DeleteDisk(project, zone, name string) error {
 // AddResourcePolicies attaches policies (given as projects/P/regions/R/resourcePolicies/N) to a disk.
 // A policy must exist, in the disk's project and region.
 func (c *Compute) AddResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	path := DiskPath(project, zone, disk)
-	if err := c.record("POST", path+"/addResourcePolicies", map[string]any{"resourcePolicies": policies}); err != nil {
-		return Disk{}, err
-	}
-	d, err := load[Disk](c, "disk", path)
-	if err != nil {
-		return Disk{}, err
-	}
-	for _, p := range policies {
-		if !strings.HasPrefix(p, fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/", project, RegionOf(zone))) {
-			return Disk{}, invalid("Resource policy '%s' must be in the same project and region as disk '%s'", p, path)
+	return c.changeDisk(project, zone, disk, "POST", path+"/addResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
+		for _, p := range policies {
+			if !strings.HasPrefix(p, fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/", project, RegionOf(zone))) {
+				return invalid("Resource policy '%s' must be in the same project and region as disk '%s'", p, path)
+			}
+			if !c.exists(p) {
+				return notFound("resourcePolicy", p)
+			}
+			if url := APIBase + p; !slices.Contains(d.ResourcePolicies, url) {
+				d.ResourcePolicies = append(d.ResourcePolicies, url)
+			}
 		}
-		if !c.exists(p) {
-			return Disk{}, notFound("resourcePolicy", p)
-		}
-		if url := APIBase + p; !slices.Contains(d.ResourcePolicies, url) {
-			d.ResourcePolicies = append(d.ResourcePolicies, url)
-		}
-	}
-	return d, c.store(path, d)
+		return nil
+	})
 }
 
 // RemoveResourcePolicies detaches policies from a disk.
 func (c *Compute) RemoveResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	path := DiskPath(project, zone, disk)
-	if err := c.record("POST", path+"/removeResourcePolicies", map[string]any{"resourcePolicies": policies}); err != nil {
-		return Disk{}, err
-	}
-	d, err := load[Disk](c, "disk", path)
-	if err != nil {
-		return Disk{}, err
-	}
-	d.ResourcePolicies = slices.DeleteFunc(d.ResourcePolicies, func(u string) bool {
-		return slices.Contains(policies, strings.TrimPrefix(u, APIBase))
+	return c.changeDisk(project, zone, disk, "POST", path+"/removeResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
+		d.ResourcePolicies = slices.DeleteFunc(d.ResourcePolicies, func(u string) bool {
+			return slices.Contains(policies, strings.TrimPrefix(u, APIBase))
+		})
+		return nil
 	})
-	return d, c.store(path, d)
 }
 
 // ---- resource policies --------------------------------------------------------------------------------------

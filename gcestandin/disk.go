@@ -25,12 +25,7 @@ var (
 
 func (diskKind) check(_ *Provider, name string, olds, news map[string]any, seed []byte) (map[string]any, []plugin.CheckFailure) {
 	inputs := clone(news)
-	var failures []plugin.CheckFailure
-	for key := range inputs {
-		if !slices.Contains(diskProps, key) && key != defaultsKey {
-			failures = append(failures, failure(key, "%q is not a property of %s", key, DiskType))
-		}
-	}
+	failures := unknownInputs(inputs, diskProps, DiskType)
 	if v, ok := inputs["size"]; ok && v != nil && !isUnknown(v) {
 		if _, isNum := num(v); !isNum {
 			failures = append(failures, failure("size", "size must be a number, got %v", v))
@@ -197,12 +192,7 @@ func (diskKind) update(p *Provider, id string, oldState, news map[string]any, pr
 	}
 	managed := stringMap(news["labels"])
 	if preview {
-		state := clone(oldState)
-		for k, v := range news {
-			if k != defaultsKey {
-				state[k] = v
-			}
-		}
+		state := withInputs(oldState, news)
 		state["effectiveLabels"], state["pulumiLabels"], state["labelFingerprint"] = unknown{}, unknown{}, unknown{}
 		return state, nil
 	}

@@ -29,11 +29,7 @@ func (policyKind) check(_ *Provider, name string, olds, news map[string]any, see
 	fail := func(prop, format string, args ...any) {
 		failures = append(failures, failure(prop, format, args...))
 	}
-	for key := range inputs {
-		if !slices.Contains(policyProps, key) && key != defaultsKey {
-			fail(key, "%q is not a property of %s", key, PolicyType)
-		}
-	}
+	failures = append(failures, unknownInputs(inputs, policyProps, PolicyType)...)
 	if ssp, ok := inputs["snapshotSchedulePolicy"].(map[string]any); ok {
 		ssp = clone(ssp)
 		inputs["snapshotSchedulePolicy"] = ssp
@@ -255,13 +251,7 @@ func (policyKind) update(p *Provider, _ string, oldState, news map[string]any, p
 		return nil, err
 	}
 	if preview {
-		state := clone(oldState)
-		for k, v := range news {
-			if k != defaultsKey {
-				state[k] = v
-			}
-		}
-		return state, nil
+		return withInputs(oldState, news), nil
 	}
 	rp, err := p.compute.PatchResourcePolicy(ResourcePolicy{
 		Name: str(news["name"]), Project: project, Region: region, Description: str(news["description"]),

@@ -524,6 +524,28 @@ func parseImportID(id string, patterns []string, fallbacks map[string]string) (m
 	return nil, fmt.Errorf("Import id %q doesn't match any of the accepted formats: %v", id, patterns) //nolint:staticcheck // the provider's message, verbatim
 }
 
+// unknownInputs reports every input that is not a property of the type.
+func unknownInputs(inputs map[string]any, known []string, typ string) []plugin.CheckFailure {
+	var failures []plugin.CheckFailure
+	for _, key := range slices.Sorted(maps.Keys(inputs)) {
+		if !slices.Contains(known, key) && key != defaultsKey {
+			failures = append(failures, failure(key, "%q is not a property of %s", key, typ))
+		}
+	}
+	return failures
+}
+
+// withInputs is a preview's state after an update: the old state with the new inputs laid over it.
+func withInputs(oldState, news map[string]any) map[string]any {
+	state := clone(oldState)
+	for k, v := range news {
+		if k != defaultsKey {
+			state[k] = v
+		}
+	}
+	return state
+}
+
 func failure(property, format string, args ...any) plugin.CheckFailure {
 	return plugin.CheckFailure{Property: resource.PropertyKey(property), Reason: fmt.Sprintf(format, args...)}
 }

@@ -35,6 +35,7 @@ func TestProdMigrationRunbook(t *testing.T) {
 	old := setUp2017(t, gce)
 	var stack auto.Stack
 	var previewed []string
+	var address string // the 2017 load balancer's, which prod must keep
 
 	run := map[string]func(t *testing.T, command string){
 		// gcloud cannot run here: the same facts come from the simulated project.
@@ -54,14 +55,29 @@ func TestProdMigrationRunbook(t *testing.T) {
 		},
 		"kubectl get pv dump -o jsonpath='{.spec.persistentVolumeReclaimPolicy}'": kubectlPrints("Retain"),
 		"kubectl get pv dump -o jsonpath='{.spec.gcePersistentDisk.fsType}'":      kubectlPrints("ext4"),
+		"kubectl get pv dump -o jsonpath='{.spec.gcePersistentDisk.partition}'":   kubectlPrints(""),
 		"kubectl -n web delete deployment server --cascade=foreground": func(t *testing.T, c string) {
 			kubectlPrints(`deployment.apps "server" deleted`)(t, c)
 			if pods := kubectlJSON(t, "-n", "web", "get", "pods", "-l", "app=server"); len(pods.get("items").([]any)) != 0 {
 				t.Errorf("the 2017 pod outlived its Deployment's deletion")
 			}
 		},
-		"kubectl -n web delete pvc dump": kubectlPrints(`persistentvolumeclaim "dump" deleted`),
-		"kubectl delete pv dump":         kubectlPrints(`persistentvolume "dump" deleted`),
+		"kubectl -n web get service server -o jsonpath='{.status.loadBalancer.ingress[0].ip}'": func(t *testing.T, c string) {
+			address = kubectlJSON(t, "-n", "web", "get", "service", "server").str("status.loadBalancer.ingress.0.ip")
+			if !strings.HasPrefix(address, harness.EphemeralAddressPrefix) {
+				t.Fatalf("the 2017 load balancer has no address: %q", address)
+			}
+			kubectlPrints(address)(t, c)
+		},
+		"gcloud compute addresses create loklak-dumps --addresses <the address printed above> --region us-central1": func(t *testing.T, _ string) {
+			if _, err := gce.PutAddress(gcestandin.Address{Name: "loklak-dumps", Project: prodProject, Region: "us-central1",
+				Address: address, AddressType: "EXTERNAL", NetworkTier: "PREMIUM"}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"kubectl -n web delete service server": kubectlPrints(`service "server" deleted`),
+		"kubectl -n web delete pvc dump":       kubectlPrints(`persistentvolumeclaim "dump" deleted`),
+		"kubectl delete pv dump":               kubectlPrints(`persistentvolume "dump" deleted`),
 		`kubectl get volumeattachments -o jsonpath='{.items[?(@.spec.source.persistentVolumeName=="dump")].metadata.name}'`: kubectlPrints(""),
 		"gcloud compute disks describe data-dump-disk --zone us-central1-a --format='value(users)'": func(t *testing.T, _ string) {
 			want(t, "users of the disk", len(simDisk(t, gce, prodProject, prodDisk).Users), 0)
@@ -74,15 +90,16 @@ func TestProdMigrationRunbook(t *testing.T) {
 		},
 		"pulumi preview --diff": func(t *testing.T, _ string) {
 			previewed = previewChanges(t, stack)
-			var disk []string
+			var adopted []string
 			for _, s := range previewed {
-				if strings.HasSuffix(s, " gcp:compute/disk:Disk::dump-disk") {
-					disk = append(disk, s)
+				if strings.HasSuffix(s, " gcp:compute/disk:Disk::dump-disk") || strings.HasSuffix(s, " gcp:compute/address:Address::address") {
+					adopted = append(adopted, s)
 				} else if !strings.HasPrefix(s, "create ") {
-					t.Errorf("the preview plans %q; want only creates besides the disk's import", s)
+					t.Errorf("the preview plans %q; want only creates besides the imports", s)
 				}
 			}
-			wantDeep(t, "the disk's steps", disk, []string{"import gcp:compute/disk:Disk::dump-disk"})
+			wantDeep(t, "the disk's and the address's steps", adopted,
+				[]string{"import gcp:compute/address:Address::address", "import gcp:compute/disk:Disk::dump-disk"})
 		},
 		"pulumi up --yes": func(t *testing.T, _ string) {
 			calls := callCount(t, gce)
@@ -103,6 +120,9 @@ func TestProdMigrationRunbook(t *testing.T) {
 		},
 		"kubectl -n web get pvc dump -o jsonpath='{.spec.volumeName} {.status.phase}'": kubectlPrints("web-dump Bound"),
 		"kubectl get pv web-dump -o jsonpath='{.spec.csi.volumeHandle}'":               kubectlPrints(prodHandle),
+		"kubectl -n web get service loklak-server -o jsonpath='{.status.loadBalancer.ingress[0].ip}'": func(t *testing.T, c string) {
+			kubectlPrints(address)(t, c)
+		},
 	}
 
 	for i, command := range runbookCommands(t, filepath.Join(repoDir(t), "docs", "migration.md")) {
@@ -125,10 +145,17 @@ func TestProdMigrationRunbook(t *testing.T) {
 		want(t, "pod phase", pods.str("items.0.status.phase"), "Running")
 		want(t, "pod claim", pods.str("items.0.spec.volumes.0.persistentVolumeClaim.claimName"), "dump")
 		want(t, "pod mount", pods.str("items.0.spec.containers.0.volumeMounts.0.mountPath"), "/loklak_server/data")
-		for _, gone := range [][]string{{"-n", "web", "deployment", "server"}, {"pv", "dump"}} {
+		for _, gone := range [][]string{{"-n", "web", "deployment", "server"}, {"pv", "dump"}, {"-n", "web", "service", "server"}} {
 			if exists(t, gone...) {
 				t.Errorf("%v is still there", gone)
 			}
+		}
+		// web is not the stack's, yet it enforces Pod Security like an owned namespace.
+		labels, _ := kubectlJSON(t, "get", "namespace", "web").get("metadata.labels").(map[string]any)
+		want(t, "Pod Security enforce on web", labels["pod-security.kubernetes.io/enforce"], any("baseline"))
+		_, err := cp.Kubectl(ctx, "-n", "web", "run", "privileged", "--image=busybox:1.36", "--privileged", "--dry-run=server")
+		if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "baseline`) {
+			t.Errorf("a privileged pod was not refused in web: %v", err)
 		}
 		svc := kubectlJSON(t, "-n", "web", "get", "service", "loklak-server")
 		want(t, "Service type", svc.str("spec.type"), "LoadBalancer")
@@ -136,11 +163,52 @@ func TestProdMigrationRunbook(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want(t, "dumpUrl", outputs["dumpUrl"].Value, any("http://"+harness.LoadBalancerIP+":80/dump/"))
+		want(t, "dumpUrl (the 2017 address)", outputs["dumpUrl"].Value, any("http://"+address+":80/dump/"))
+		want(t, "address protected in the state", protectedInState(t, stack, "gcp:compute/address:Address"), true)
 		want(t, "diskId", outputs["diskId"].Value, any(prodHandle))
 	})
 
 	t.Run("a second preview plans nothing: the import is not repeated", func(t *testing.T) {
+		wantSteps(t, previewChanges(t, stack), nil)
+	})
+
+	t.Run("a retention change replaces the schedule and its attachment, never the disk", func(t *testing.T) {
+		setConfig(t, stack, "snapshotRetentionDays", "7")
+		replaced := map[string]bool{}
+		for _, s := range previewChanges(t, stack) {
+			op, resource, _ := strings.Cut(s, " ")
+			if !strings.HasSuffix(resource, "::snapshot-schedule") {
+				t.Errorf("a retention change plans %q", s)
+			}
+			replaced[resource] = replaced[resource] || op == "replace"
+		}
+		for _, r := range []string{"gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
+			"gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule"} {
+			if !replaced[r] {
+				t.Errorf("%s is not replaced (planned: %v)", r, replaced)
+			}
+		}
+		calls := callCount(t, gce)
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			t.Fatal(err)
+		}
+		// Detach, delete, create, attach: never a PATCH (which Compute Engine would refuse with
+		// snapshotProperties), and never two schedules on the disk.
+		policy := "projects/loklak-server/regions/us-central1/resourcePolicies/data-dump-disk-snapshots"
+		wantCalls(t, gce, calls, []string{
+			"POST " + prodHandle + "/removeResourcePolicies",
+			"DELETE " + policy,
+			"POST projects/loklak-server/regions/us-central1/resourcePolicies",
+			"POST " + prodHandle + "/addResourcePolicies",
+		})
+		disk := simDisk(t, gce, prodProject, prodDisk)
+		want(t, "disk ID", disk.ID, old.ID)
+		wantDeep(t, "policies on the disk", disk.ResourcePolicies, []string{gcestandin.APIBase + policy})
+		rp, err := gce.GetResourcePolicy(prodProject, "us-central1", "data-dump-disk-snapshots")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, "retention", rp.SnapshotSchedulePolicy["retentionPolicy"].(map[string]any)["maxRetentionDays"], any(float64(7)))
 		wantSteps(t, previewChanges(t, stack), nil)
 	})
 
@@ -150,7 +218,16 @@ func TestProdMigrationRunbook(t *testing.T) {
 		}
 		want(t, "disk ID", simDisk(t, gce, prodProject, prodDisk).ID, old.ID)
 		if !exists(t, "namespace", "web") {
-			t.Errorf("namespace web, which prod does not own, was deleted")
+			t.Fatalf("namespace web, which prod does not own, was deleted")
+		}
+		labels, _ := kubectlJSON(t, "get", "namespace", "web").get("metadata.labels").(map[string]any)
+		for key := range labels {
+			if strings.HasPrefix(key, "pod-security.kubernetes.io/") {
+				t.Errorf("the stack's label %s outlived its destroy", key)
+			}
+		}
+		if !exists(t, "-n", "web", "configmap", "not-loklak") {
+			t.Errorf("someone else's object in web went with the destroy")
 		}
 		if exists(t, "pv", "web-dump") {
 			t.Errorf("PV web-dump survived the destroy")
@@ -169,6 +246,9 @@ func setUp2017(t *testing.T, gce *gcestandin.Compute) gcestandin.Disk {
 		t.Fatal(err)
 	}
 	if _, err := cp.KubectlInput(ctx, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "-n", "web", "create", "configmap", "not-loklak", "--from-literal=owner=someone-else"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cp.Kubectl(ctx, "-n", "web", "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/dump", "--timeout=60s"); err != nil {
@@ -296,13 +376,14 @@ func TestImportOfADifferentDisk(t *testing.T) {
 	})
 }
 
-// prodOnDisk makes a simulated project holding an unlabelled pd-standard data-dump-disk of sizeGB, and the
-// prod stack as committed, on a driver of its own.
+// prodOnDisk makes a simulated project holding an unlabelled pd-standard data-dump-disk of sizeGB and the
+// static address prod adopts, and the prod stack as committed, on a driver of its own.
 func prodOnDisk(t *testing.T, sizeGB int) (harness.Driver, *gcestandin.Compute, gcestandin.Disk, auto.Stack) {
 	t.Helper()
 	d := newDriver(t)
 	gce := openGCE(t, d)
 	disk := putProdDisk(t, gce, sizeGB)
+	putProdAddress(t, gce)
 	stack, err := d.CommittedStack(context.Background(), "prod", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +400,16 @@ func putProdDisk(t *testing.T, gce *gcestandin.Compute, sizeGB int) gcestandin.D
 		t.Fatal(err)
 	}
 	return disk
+}
+
+// putProdAddress puts the static address prod adopts into the simulated project, as docs/migration.md
+// leaves it (the 2017 load balancer's, promoted).
+func putProdAddress(t *testing.T, gce *gcestandin.Compute) {
+	t.Helper()
+	if _, err := gce.PutAddress(gcestandin.Address{Name: "loklak-dumps", Project: prodProject, Region: "us-central1",
+		Address: "198.51.100.77", AddressType: "EXTERNAL", NetworkTier: "PREMIUM"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ensureNamespace creates a namespace the stack does not own, if it is missing.

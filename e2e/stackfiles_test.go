@@ -25,8 +25,10 @@ func TestEveryCommittedStackPreviews(t *testing.T) {
 		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			d := newDriver(t)
-			// prod adopts data-dump-disk, and the preview reads it: it must exist.
-			putProdDisk(t, openGCE(t, d), 100)
+			// prod adopts data-dump-disk and its static address, and the preview reads both: they must exist.
+			gce := openGCE(t, d)
+			putProdDisk(t, gce, 100)
+			putProdAddress(t, gce)
 			stack, err := d.CommittedStack(context.Background(), name, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -79,6 +79,31 @@ type ResourcePolicy struct {
 // SelfLink is the policy's v1 URL.
 func (p ResourcePolicy) SelfLink() string { return APIBase + PolicyPath(p.Project, p.Region, p.Name) }
 
+// Address is a regional static IP address.
+type Address struct {
+	ID                string            `json:"id"`
+	Name              string            `json:"name"`
+	Project           string            `json:"project"`
+	Region            string            `json:"region"`
+	Address           string            `json:"address"`
+	AddressType       string            `json:"addressType"`
+	NetworkTier       string            `json:"networkTier"`
+	Description       string            `json:"description,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	LabelFingerprint  string            `json:"labelFingerprint"`
+	CreationTimestamp string            `json:"creationTimestamp"`
+	// Users are the forwarding rules that use the address, as v1 URLs.
+	Users []string `json:"users,omitempty"`
+}
+
+// SelfLink is the address's v1 URL.
+func (a Address) SelfLink() string { return APIBase + AddressPath(a.Project, a.Region, a.Name) }
+
+// AddressPath is projects/P/regions/R/addresses/N.
+func AddressPath(project, region, name string) string {
+	return fmt.Sprintf("projects/%s/regions/%s/addresses/%s", project, region, name)
+}
+
 // DiskPath is projects/P/zones/Z/disks/N: the disk's Pulumi ID, import ID and PD CSI volume handle.
 func DiskPath(project, zone, name string) string {
 	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, name)
@@ -523,4 +548,116 @@ func (c *Compute) DeleteResourcePolicy(project, region, name string) error {
 		}
 	}
 	return os.Remove(c.file(path))
+}
+
+// ---- addresses ----------------------------------------------------------------------------------------------
+
+// addressPool is where the simulated project takes external addresses from (TEST-NET-2: never routed).
+const addressPool = "198.51.100."
+
+// InsertAddress reserves an address; without one given, the API picks a free one.
+func (c *Compute) InsertAddress(a Address) (Address, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := AddressPath(a.Project, a.Region, a.Name)
+	if err := c.record("POST", fmt.Sprintf("projects/%s/regions/%s/addresses", a.Project, a.Region),
+		map[string]any{"name": a.Name, "address": a.Address, "labels": a.Labels}); err != nil {
+		return Address{}, err
+	}
+	if c.exists(path) {
+		return Address{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", path)}
+	}
+	taken, err := c.addressesIn(a.Project, a.Region)
+	if err != nil {
+		return Address{}, err
+	}
+	if a.Address == "" {
+		for i := 10; i < 255 && a.Address == ""; i++ {
+			if ip := addressPool + strconv.Itoa(i); !taken[ip] {
+				a.Address = ip
+			}
+		}
+	} else if taken[a.Address] {
+		return Address{}, invalid("IP address '%s' is already being used by another resource", a.Address)
+	}
+	a.ID = c.newID()
+	a.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	a.LabelFingerprint = fingerprint(a.Labels)
+	return a, c.store(path, a)
+}
+
+// PutAddress stores an address as it is, without an API call (one promoted to static before the stack).
+func (c *Compute) PutAddress(a Address) (Address, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a.ID == "" {
+		a.ID = c.newID()
+	}
+	if a.CreationTimestamp == "" {
+		a.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	}
+	a.LabelFingerprint = fingerprint(a.Labels)
+	return a, c.store(AddressPath(a.Project, a.Region, a.Name), a)
+}
+
+// GetAddress returns an address, or a 404 APIError.
+func (c *Compute) GetAddress(project, region, name string) (Address, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := AddressPath(project, region, name)
+	if err := c.record("GET", path, nil); err != nil {
+		return Address{}, err
+	}
+	return load[Address](c, "address", path)
+}
+
+// SetAddressLabels replaces an address's labels.
+func (c *Compute) SetAddressLabels(project, region, name string, labels map[string]string) (Address, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := AddressPath(project, region, name)
+	if err := c.record("POST", path+"/setLabels", map[string]any{"labels": labels}); err != nil {
+		return Address{}, err
+	}
+	a, err := load[Address](c, "address", path)
+	if err != nil {
+		return Address{}, err
+	}
+	a.Labels, a.LabelFingerprint = labels, fingerprint(labels)
+	return a, c.store(path, a)
+}
+
+// DeleteAddress releases an address.
+func (c *Compute) DeleteAddress(project, region, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := AddressPath(project, region, name)
+	if err := c.record("DELETE", path, nil); err != nil {
+		return err
+	}
+	if !c.exists(path) {
+		return notFound("address", path)
+	}
+	return os.Remove(c.file(path))
+}
+
+// addressesIn returns the IPs reserved in a region.
+func (c *Compute) addressesIn(project, region string) (map[string]bool, error) {
+	matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, "regions", region, "addresses", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return nil, err
+		}
+		var a Address
+		if err := json.Unmarshal(data, &a); err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		taken[a.Address] = true
+	}
+	return taken, nil
 }

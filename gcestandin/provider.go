@@ -21,6 +21,7 @@ const (
 	DiskType       = "gcp:compute/disk:Disk"
 	PolicyType     = "gcp:compute/resourcePolicy:ResourcePolicy"
 	AttachmentType = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
+	AddressType    = "gcp:compute/address:Address"
 )
 
 // Provider is the stand-in for the pulumi-gcp provider's Compute Engine resources, over a Compute.
@@ -61,6 +62,7 @@ var kinds = map[string]kind{
 	DiskType:       diskKind{},
 	PolicyType:     policyKind{},
 	AttachmentType: attachmentKind{},
+	AddressType:    addressKind{},
 }
 
 func kindOf(t tokens.Type) (kind, error) {

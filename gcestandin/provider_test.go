@@ -420,3 +420,49 @@ func TestAttachmentRules(t *testing.T) {
 		t.Errorf("deleting a detached policy: %v", err)
 	}
 }
+
+func TestAddressRules(t *testing.T) {
+	f := newFixture(t)
+	in := map[string]any{"name": "loklak-dumps", "project": "p1", "region": "us-central1", "labels": map[string]any{"app": "loklak"}}
+	id, inputs, state := f.create(AddressType, "lb-address", in)
+	if id != "projects/p1/regions/us-central1/addresses/loklak-dumps" { // rules §5, ID
+		t.Errorf("ID = %q", id)
+	}
+	ip := state["address"].StringValue()
+	if !strings.HasPrefix(ip, addressPool) {
+		t.Errorf("address = %q, want one the API picked", ip)
+	}
+	if state["addressType"].StringValue() != "EXTERNAL" || state["networkTier"].StringValue() != "PREMIUM" { // rules §5 defaults
+		t.Errorf("addressType/networkTier = %v/%v", state["addressType"], state["networkTier"])
+	}
+	relabel := clone(in)
+	relabel["labels"] = map[string]any{"app": "x"}
+	if d := f.diff(AddressType, "lb-address", id, inputs, state, relabel); len(d.ReplaceKeys) != 0 || !slices.Equal(changedKeys(d), []string{"labels"}) {
+		t.Errorf("a label change: changed %v, replaces %v; want labels in place", d.ChangedKeys, d.ReplaceKeys)
+	}
+	moved := clone(in)
+	moved["address"] = "198.51.100.99"
+	if d := f.diff(AddressType, "lb-address", id, inputs, state, moved); !slices.Equal(replaceKeys(d), []string{"address"}) {
+		t.Errorf("an address change: replaces %v, want [address]", d.ReplaceKeys)
+	}
+	res, err := f.p.Check(context.Background(), plugin.CheckRequest{URN: urn(AddressType, "a"), Type: AddressType, News: props(map[string]any{"name": "Bad_Name"})})
+	if err != nil || len(res.Failures) != 1 || res.Failures[0].Property != "name" { // rules §5: the provider checks the name
+		t.Errorf("a bad name: %v %v", res.Failures, err)
+	}
+	// Adopting an address promoted to static before the stack: import by every ID form.
+	if _, err := f.p.Configure(context.Background(), plugin.ConfigureRequest{Inputs: props(map[string]any{"project": "p1", "region": "us-central1"})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.compute.PutAddress(Address{Name: "promoted", Project: "p1", Region: "us-central1", Address: "198.51.100.7", NetworkTier: "PREMIUM"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, importID := range []string{"projects/p1/regions/us-central1/addresses/promoted", "p1/us-central1/promoted", "us-central1/promoted", "promoted"} {
+		r, err := f.p.Read(context.Background(), plugin.ReadRequest{Type: AddressType, ID: resource.ID(importID)})
+		if err != nil || r.Inputs["address"].StringValue() != "198.51.100.7" || r.Inputs["addressType"].StringValue() != "EXTERNAL" {
+			t.Errorf("import %q: %v %v", importID, r.Inputs, err)
+		}
+	}
+	if _, err := f.compute.InsertAddress(Address{Name: "clash", Project: "p1", Region: "us-central1", Address: "198.51.100.7"}); err == nil {
+		t.Errorf("the API reserved an address twice")
+	}
+}

@@ -41,6 +41,7 @@ type Config struct {
 	Namespace  NamespaceConfig
 	Server     ServerConfig
 	Service    ServiceConfig
+	Address    AddressConfig
 }
 
 // DiskConfig describes the Compute Engine persistent disk that holds /loklak_server/data.
@@ -118,6 +119,25 @@ type ServiceConfig struct {
 	Port int
 }
 
+// AddressMode says whether the Service's load balancer has a static address, and who made it.
+type AddressMode string
+
+const (
+	// AddressNone leaves the load balancer an ephemeral address, which changes whenever the Service is
+	// recreated.
+	AddressNone AddressMode = "none"
+	// AddressCreate reserves a static external address and manages it.
+	AddressCreate AddressMode = "create"
+	// AddressAdopt imports an existing static address (the 2017 one, promoted to static) and manages it.
+	AddressAdopt AddressMode = "adopt"
+)
+
+// AddressConfig is the optional static address of the LoadBalancer Service that serves /dump/.
+type AddressConfig struct {
+	Mode AddressMode
+	Name string
+}
+
 // FieldError is one bad config value: the key, the value as given, and what is allowed.
 type FieldError struct {
 	Key     string
@@ -180,6 +200,8 @@ var Keys = map[string]string{
 	"dumpWriteEnabled":      "boolean",
 	"serviceType":           "string",
 	"servicePort":           "integer",
+	"addressMode":           "string",
+	"addressName":           "string",
 }
 
 // Limits and allowed values, named once so messages and checks agree.
@@ -194,6 +216,7 @@ var (
 	Schedules     = []string{"none", "hourly", "daily", "weekly"}
 	Weekdays      = []string{"MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"}
 	ServiceTypes  = []string{"ClusterIP", "NodePort", "LoadBalancer"}
+	AddressModes  = []string{string(AddressNone), string(AddressCreate), string(AddressAdopt)}
 	zonePattern   = regexp.MustCompile(`^([a-z]+-[a-z]+[0-9]+)-[a-z]$`)
 	regionPattern = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
 	// GCP project IDs, optionally domain-scoped (example.com:my-project).
@@ -280,6 +303,16 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 
 	c.Service.Type = p.oneOf("serviceType", ServiceTypes)
 	c.Service.Port = p.intIn("servicePort", 1, 65535, "a TCP port")
+	c.Address.Mode = AddressMode(p.oneOf("addressMode", AddressModes))
+	switch name := p.optional("addressName"); {
+	case c.Address.Mode == AddressCreate || c.Address.Mode == AddressAdopt:
+		c.Address.Name = p.match("addressName", rfc1035Pattern, "a Compute Engine address name: 1 to 63 lowercase letters, digits or hyphens, starting with a letter, not ending with a hyphen")
+		if c.Service.Type != "" && c.Service.Type != "LoadBalancer" {
+			p.fail("addressMode", string(c.Address.Mode), fmt.Sprintf(`must be "none" unless serviceType is LoadBalancer (it is %q): only a load balancer takes a static address`, c.Service.Type))
+		}
+	case name != "":
+		p.fail("addressName", name, `must be empty when addressMode is "none"; set addressMode to create or adopt to use it`)
+	}
 	p.errs = append(p.errs, UndeclaredKeys(project, setKeys)...)
 
 	if len(p.errs) > 0 {

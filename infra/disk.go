@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"fmt"
+
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -113,6 +115,8 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 				},
 			},
 		}
+	default:
+		return nil, fmt.Errorf("snapshot schedule %q has no Compute Engine form", s.Schedule) // ParseConfig allows none
 	}
 	policyName := cfg.Disk.SnapshotPolicyName()
 	var properties compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesPtrInput
@@ -141,15 +145,23 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 			},
 			SnapshotProperties: properties,
 		},
-	}, parent, formerly)
+	}, parent, formerly,
+		// Every change replaces the policy instead of updating it: this provider's update is a PATCH that
+		// always carries guestFlush, which Compute Engine refuses whenever snapshotProperties is sent
+		// (hashicorp/terraform-provider-google#20499, fixed only in pulumi-gcp v8). Deleting first keeps
+		// the name, and the engine then deletes the attachment before the policy (Compute Engine refuses
+		// to delete an attached policy) and attaches the new one after: the disk never holds two.
+		pulumi.ReplaceOnChanges([]string{"*"}), pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}
+	// Every input of the attachment forces a replacement anyway; delete-before-replace keeps the disk at
+	// one schedule while it is swapped.
 	_, err = compute.NewDiskResourcePolicyAttachment(ctx, logical, &compute.DiskResourcePolicyAttachmentArgs{
 		Disk:    disk.Name,
 		Name:    policy.Name,
 		Project: disk.Project,
 		Zone:    disk.Zone,
-	}, parent, formerly)
+	}, parent, formerly, pulumi.DeleteBeforeReplace(true))
 	return policy, err
 }

@@ -38,6 +38,8 @@ type ServerArgs struct {
 	ClaimName pulumi.StringOutput
 	Config    ServerConfig
 	Service   ServiceConfig
+	// LoadBalancerIP is the static address the LoadBalancer asks for; nil for an ephemeral one.
+	LoadBalancerIP pulumi.StringInput
 }
 
 // NewServer declares the loklak Deployment, its Service and its NetworkPolicy.
@@ -130,7 +132,8 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 			Annotations: serviceAnnotations(args.Service),
 		},
 		Spec: &corev1.ServiceSpecArgs{
-			Type: pulumi.String(args.Service.Type),
+			Type:           pulumi.String(args.Service.Type),
+			LoadBalancerIP: args.LoadBalancerIP,
 			// Select the pods through the Deployment's output, so the Service follows the Deployment.
 			Selector: dep.Spec.Selector().MatchLabels(),
 			Ports: corev1.ServicePortArray{&corev1.ServicePortArgs{

@@ -84,12 +84,20 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
-	server, err := NewServer(ctx, "server", ServerArgs{
+	serverArgs := ServerArgs{
 		Namespace: namespace,
 		ClaimName: volume.ClaimName,
 		Config:    cfg.Server,
 		Service:   cfg.Service,
-	}, pulumi.Providers(k8s))
+	}
+	if cfg.Address.Mode != AddressNone {
+		address, err := NewServiceAddress(ctx, "service-address", cfg.Address, cfg.GCPProject, cfg.Region)
+		if err != nil {
+			return nil, err
+		}
+		serverArgs.LoadBalancerIP = address.IP
+	}
+	server, err := NewServer(ctx, "server", serverArgs, pulumi.Providers(k8s))
 	if err != nil {
 		return nil, err
 	}
@@ -127,27 +135,37 @@ func newKubernetesProvider(ctx *pulumi.Context, cfg KubeConfig) (*kubernetes.Pro
 	return kubernetes.NewProvider(ctx, "cluster", args)
 }
 
-// newNamespace declares the namespace, or, when the stack must not own it (an existing `web` from 2017),
-// only names it.
+// podSecurityLabels are the Pod Security Admission labels of the loklak namespace: enforce baseline, the
+// strictest level the loklak image is known to run under (it has no USER and runs as root, which restricted
+// forbids); warn and audit at restricted so the gap stays visible.
+func podSecurityLabels() pulumi.StringMap {
+	return pulumi.StringMap{
+		"pod-security.kubernetes.io/enforce": pulumi.String("baseline"),
+		"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
+		"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
+	}
+}
+
+// newNamespace declares the namespace with its Pod Security labels. When the stack must not own it (the
+// 2017 `web`, which may hold other things), it only patches those labels onto it by server-side apply
+// under its own field manager: a destroy then removes the labels, never the namespace.
 func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	if !cfg.Create {
-		return pulumi.String(cfg.Name).ToStringOutput(), nil
+		patch, err := corev1.NewNamespacePatch(ctx, "namespace-labels", &corev1.NamespacePatchArgs{
+			Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String(cfg.Name), Labels: podSecurityLabels()},
+		}, opts...)
+		if err != nil {
+			return pulumi.StringOutput{}, err
+		}
+		// The namespace's name from the patch's outputs: nothing lands in it before its labels do.
+		return patch.Metadata.Name().Elem(), nil
 	}
+	labels := podSecurityLabels()
+	labels["app.kubernetes.io/part-of"] = pulumi.String("loklak-dumps")
 	// A logical name that never follows config; the alias carries stacks that used the namespace's name.
 	opts = append(opts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Name)}}))
 	ns, err := corev1.NewNamespace(ctx, "namespace", &corev1.NamespaceArgs{
-		Metadata: &metav1.ObjectMetaArgs{
-			Name: pulumi.String(cfg.Name),
-			Labels: pulumi.StringMap{
-				"app.kubernetes.io/part-of": pulumi.String("loklak-dumps"),
-				// Pod Security Admission: enforce baseline, the strictest level the loklak image is known to
-				// run under (it has no USER and runs as root, which restricted forbids); warn and audit at
-				// restricted so the gap stays visible.
-				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"),
-				"pod-security.kubernetes.io/warn":    pulumi.String("restricted"),
-				"pod-security.kubernetes.io/audit":   pulumi.String("restricted"),
-			},
-		},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(cfg.Name), Labels: labels},
 	}, opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, err

@@ -285,10 +285,23 @@ func TestProdStack(t *testing.T) {
 		want(t, "attachment zone", a.String("zone"), "us-central1-a")
 		wantDependsOn(t, a, tDisk, "dump-disk")
 		wantDependsOn(t, a, tPolicy, "snapshot-schedule")
+		// Changes replace the policy (the provider's PATCH fails, #20499), deleting first, and the
+		// attachment with it.
+		wantDeep(t, "policy replaceOnChanges", p.ReplaceOnChanges, []string{"*"})
+		want(t, "policy deleteBeforeReplace", p.DeleteBeforeReplace, true)
+		want(t, "attachment deleteBeforeReplace", a.DeleteBeforeReplace, true)
 	})
 
 	t.Run("namespace web is used, not owned", func(t *testing.T) {
 		want(t, "Namespace resources", len(rec.OfType(tNamespace)), 0)
+		patch := rec.One(t, "kubernetes:core/v1:NamespacePatch")
+		want(t, "patched namespace", patch.String("metadata.name"), "web")
+		wantDeep(t, "patched labels (Pod Security only)", patch.Get("metadata.labels"), any(map[string]any{
+			"pod-security.kubernetes.io/enforce": "baseline",
+			"pod-security.kubernetes.io/warn":    "restricted",
+			"pod-security.kubernetes.io/audit":   "restricted",
+		}))
+		wantDependsOn(t, rec.One(t, tPVC), "kubernetes:core/v1:NamespacePatch", "namespace-labels")
 		want(t, "PVC namespace", rec.One(t, tPVC).String("metadata.namespace"), "web")
 		want(t, "PV claimRef namespace", rec.One(t, tPV).String("spec.claimRef.namespace"), "web")
 	})
@@ -298,6 +311,19 @@ func TestProdStack(t *testing.T) {
 		want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), handle)
 		want(t, "capacity", pv.String("spec.capacity.storage"), "100Gi")
 		want(t, "PVC request", rec.One(t, tPVC).String("spec.resources.requests.storage"), "100Gi")
+	})
+
+	t.Run("the load balancer keeps the adopted static address", func(t *testing.T) {
+		a := rec.One(t, "gcp:compute/address:Address")
+		want(t, "address name", a.String("name"), "loklak-dumps")
+		want(t, "address region", a.String("region"), "us-central1")
+		want(t, "address type", a.String("addressType"), "EXTERNAL")
+		want(t, "import ID", a.ImportID, "projects/loklak-server/regions/us-central1/addresses/loklak-dumps")
+		want(t, "protect", a.Protect, true)
+		want(t, "retainOnDelete", a.RetainOnDelete, true)
+		svc := rec.One(t, tService)
+		wantDependsOn(t, svc, "gcp:compute/address:Address", "address")
+		want(t, "loadBalancerIP (the address's output)", svc.String("spec.loadBalancerIP"), recorder.StaticAddressIP)
 	})
 
 	t.Run("server and load balancer", func(t *testing.T) {
@@ -420,4 +446,21 @@ func TestLogicalNamesDoNotFollowConfig(t *testing.T) {
 	wantDeep(t, "volume aliases", base.One(t, tPV).Aliases, []string{"web-dump"})
 	dev := mustRun(t, "dev", nil)
 	wantDeep(t, "namespace aliases", dev.One(t, tNamespace).Aliases, []string{"loklak-dev"})
+}
+
+// addressMode create reserves a new static address for the load balancer; none (dev's) reserves nothing.
+func TestStaticAddressModes(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "loklak-dev-ip"})
+	a := rec.One(t, "gcp:compute/address:Address")
+	want(t, "name", a.String("name"), "loklak-dev-ip")
+	want(t, "project", a.String("project"), "loklak-server")
+	want(t, "import ID (create)", a.ImportID, "")
+	want(t, "protect", a.Protect, true)
+	wantParent(t, rec, a, "loklak-dumps:network:ServiceAddress")
+	want(t, "loadBalancerIP", rec.One(t, tService).String("spec.loadBalancerIP"), recorder.StaticAddressIP)
+	want(t, "dumpUrl", rec.Outputs["dumpUrl"], any("http://"+recorder.LoadBalancerIP+":80/dump/"))
+
+	dev := mustRun(t, "dev", nil)
+	want(t, "addresses in dev", len(dev.OfType("gcp:compute/address:Address")), 0)
+	want(t, "dev loadBalancerIP", dev.One(t, tService).Get("spec.loadBalancerIP"), nil)
 }

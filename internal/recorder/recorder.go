@@ -21,6 +21,9 @@ import (
 // LoadBalancerIP is the address the mock gives a LoadBalancer Service (TEST-NET-3, never routed).
 const LoadBalancerIP = "203.0.113.10"
 
+// StaticAddressIP is the address the mock reserves for a gcp:compute/address:Address (TEST-NET-2).
+const StaticAddressIP = "198.51.100.10"
+
 // Resource is one registered resource.
 type Resource struct {
 	Type   string
@@ -35,6 +38,9 @@ type Resource struct {
 	Protect        bool
 	RetainOnDelete bool
 	ImportID       string
+	// ReplaceOnChanges and DeleteBeforeReplace are the replacement options the program set.
+	ReplaceOnChanges    []string
+	DeleteBeforeReplace bool
 	// CreateTimeout and UpdateTimeout are the custom timeouts the program set ("" for the default).
 	CreateTimeout, UpdateTimeout string
 	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted.
@@ -110,6 +116,8 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
 		}
 		sort.Strings(rec.DependsOn)
+		rec.ReplaceOnChanges = rpc.GetReplaceOnChanges()
+		rec.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
 		if ct := rpc.GetCustomTimeouts(); ct != nil {
 			rec.CreateTimeout, rec.UpdateTimeout = ct.GetCreate(), ct.GetUpdate()
 		}
@@ -129,6 +137,8 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	switch args.TypeToken {
 	case "gcp:compute/disk:Disk":
 		id = fmt.Sprintf("projects/%s/zones/%s/disks/%s", rec.String("project"), rec.String("zone"), rec.String("name"))
+	case "gcp:compute/address:Address":
+		state["address"] = resource.NewStringProperty(StaticAddressIP)
 	case "kubernetes:core/v1:Service":
 		if rec.String("spec.type") == "LoadBalancer" {
 			state["status"] = resource.NewPropertyValue(map[string]any{

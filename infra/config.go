@@ -2,12 +2,10 @@ package infra
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -29,8 +27,8 @@ const (
 // Managed reports whether the stack declares the disk as a GCP resource.
 func (m DiskMode) Managed() bool { return m == DiskCreate || m == DiskAdopt }
 
-// Config is the whole, validated stack configuration. It is built only by ParseConfig, so a Config value
-// is always valid.
+// Config is the whole stack configuration. ParseConfig returns one only when every value is valid, and the
+// program builds its resources only from such a Config.
 type Config struct {
 	GCPProject string
 	Zone       string
@@ -55,11 +53,6 @@ type DiskConfig struct {
 	Protect bool
 	// RetainOnDelete keeps the disk in GCP when the stack deletes it (destroy, or protect turned off).
 	RetainOnDelete bool
-}
-
-// VolumeHandle is the disk's ID as the PD CSI driver and Pulumi's import both spell it.
-func (d DiskConfig) VolumeHandle(project, zone string) string {
-	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, d.Name)
 }
 
 // snapshotPolicySuffix makes the snapshot schedule's name from the disk's.
@@ -211,12 +204,12 @@ const (
 )
 
 var (
-	DiskTypes     = []string{"pd-standard", "pd-balanced", "pd-ssd"}
-	DiskModes     = []string{string(DiskCreate), string(DiskAdopt), string(DiskExternal)}
-	Schedules     = []string{"none", "hourly", "daily", "weekly"}
-	Weekdays      = []string{"MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"}
-	ServiceTypes  = []string{"ClusterIP", "NodePort", "LoadBalancer"}
-	AddressModes  = []string{string(AddressNone), string(AddressCreate), string(AddressAdopt)}
+	diskTypes     = []string{"pd-standard", "pd-balanced", "pd-ssd"}
+	diskModes     = []string{string(DiskCreate), string(DiskAdopt), string(DiskExternal)}
+	schedules     = []string{"none", "hourly", "daily", "weekly"}
+	weekdays      = []string{"MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"}
+	serviceTypes  = []string{"ClusterIP", "NodePort", "LoadBalancer"}
+	addressModes  = []string{string(AddressNone), string(AddressCreate), string(AddressAdopt)}
 	zonePattern   = regexp.MustCompile(`^([a-z]+-[a-z]+[0-9]+)-[a-z]$`)
 	regionPattern = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
 	// GCP project IDs, optionally domain-scoped (example.com:my-project).
@@ -254,15 +247,15 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		}
 	}
 
-	c.Disk.Mode = DiskMode(p.oneOf("diskMode", DiskModes))
+	c.Disk.Mode = DiskMode(p.oneOf("diskMode", diskModes))
 	c.Disk.Name = p.match("diskName", rfc1035Pattern, "a Compute Engine disk name: 1 to 63 lowercase letters, digits or hyphens, starting with a letter, not ending with a hyphen")
 	c.Disk.SizeGB = p.intIn("diskSizeGb", minDiskSizeGB, maxDiskSizeGB, "GiB, Compute Engine's limits for a zonal persistent disk")
-	c.Disk.Type = p.oneOf("diskType", DiskTypes)
+	c.Disk.Type = p.oneOf("diskType", diskTypes)
 	c.Disk.Labels = p.labels("diskLabels")
 	c.Disk.Protect = p.boolean("diskProtect")
 	c.Disk.RetainOnDelete = p.boolean("diskRetainOnDelete")
 
-	c.Snapshots.Schedule = p.oneOf("snapshotSchedule", Schedules)
+	c.Snapshots.Schedule = p.oneOf("snapshotSchedule", schedules)
 	if c.Snapshots.Enabled() {
 		if c.Disk.Mode == DiskExternal {
 			p.fail("snapshotSchedule", c.Snapshots.Schedule, `must be "none" when diskMode is "external": the disk is managed elsewhere, so is its backup`)
@@ -276,7 +269,7 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		case "hourly":
 			c.Snapshots.HoursInCycle = p.intIn("snapshotHoursInCycle", 1, 23, "hours between snapshots")
 		case "weekly":
-			c.Snapshots.DayOfWeek = p.oneOf("snapshotDayOfWeek", Weekdays)
+			c.Snapshots.DayOfWeek = p.oneOf("snapshotDayOfWeek", weekdays)
 		}
 	}
 
@@ -301,9 +294,9 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Server.StartupTimeoutSeconds = p.intIn("startupTimeoutSeconds", 30, 1800, "seconds the JVM may take to answer /api/status.json")
 	c.Server.DumpWriteEnabled = p.boolean("dumpWriteEnabled")
 
-	c.Service.Type = p.oneOf("serviceType", ServiceTypes)
+	c.Service.Type = p.oneOf("serviceType", serviceTypes)
 	c.Service.Port = p.intIn("servicePort", 1, 65535, "a TCP port")
-	c.Address.Mode = AddressMode(p.oneOf("addressMode", AddressModes))
+	c.Address.Mode = AddressMode(p.oneOf("addressMode", addressModes))
 	switch name := p.optional("addressName"); {
 	case c.Address.Mode == AddressCreate || c.Address.Mode == AddressAdopt:
 		c.Address.Name = p.match("addressName", rfc1035Pattern, "a Compute Engine address name: 1 to 63 lowercase letters, digits or hyphens, starting with a letter, not ending with a hyphen")
@@ -340,7 +333,7 @@ func UndeclaredKeys(project string, setKeys []string) []FieldError {
 		}
 		errs = append(errs, FieldError{Key: key, Value: key, Allowed: allowed})
 	}
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Key < errs[j].Key })
+	slices.SortFunc(errs, func(a, b FieldError) int { return strings.Compare(a.Key, b.Key) })
 	return errs
 }
 
@@ -544,11 +537,4 @@ func (p *parser) image(key string) string {
 // SortedKeys returns the config keys in a stable order (for docs and tests).
 func SortedKeys() []string {
 	return slices.Sorted(maps.Keys(Keys))
-}
-
-// AsConfigError unwraps a *ConfigError from err.
-func AsConfigError(err error) (*ConfigError, bool) {
-	var ce *ConfigError
-	ok := errors.As(err, &ce)
-	return ce, ok
 }

@@ -1,6 +1,7 @@
 package infra_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -107,7 +108,8 @@ func TestMisspelledKeysAreRefusedWithASuggestion(t *testing.T) {
 
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	_, err := runStack(t, "dev", map[string]string{"zone": "nowhere", "diskSizeGb": "1", "replicas": "3", "image": "x"})
-	ce, ok := infra.AsConfigError(err)
+	var ce *infra.ConfigError
+	ok := errors.As(err, &ce)
 	if !ok {
 		t.Fatalf("want a *ConfigError, got %v", err)
 	}

@@ -26,13 +26,23 @@ type DumpDisk struct {
 	SnapshotPolicy *compute.ResourcePolicy
 }
 
+// DumpDiskArgs says where the disk lives, what it is, and how it is backed up.
+type DumpDiskArgs struct {
+	Project string
+	Zone    string
+	// Region is the zone's region, where the snapshot schedule lives.
+	Region    string
+	Disk      DiskConfig
+	Snapshots SnapshotConfig
+}
+
 // NewDumpDisk declares (or, in external mode, describes) the dumps disk.
-func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*DumpDisk, error) {
+func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pulumi.ResourceOption) (*DumpDisk, error) {
 	d := &DumpDisk{}
 	if err := ctx.RegisterComponentResource("loklak-dumps:storage:DumpDisk", name, d, opts...); err != nil {
 		return nil, err
 	}
-	handle := cfg.Disk.VolumeHandle(cfg.GCPProject, cfg.Zone)
+	handle := diskHandle(cfg.Project, cfg.Zone, cfg.Disk.Name)
 
 	if !cfg.Disk.Mode.Managed() {
 		d.Name = pulumi.String(cfg.Disk.Name).ToStringOutput()
@@ -63,7 +73,7 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 	diskOpts = append(diskOpts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Disk.Name)}}))
 	disk, err := compute.NewDisk(ctx, "dump-disk", &compute.DiskArgs{
 		Name:    pulumi.String(cfg.Disk.Name),
-		Project: pulumi.String(cfg.GCPProject),
+		Project: pulumi.String(cfg.Project),
 		Zone:    pulumi.String(cfg.Zone),
 		Size:    pulumi.Int(cfg.Disk.SizeGB),
 		Type:    pulumi.String(cfg.Disk.Type),
@@ -77,7 +87,9 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 	d.Zone = disk.Zone
 	d.SizeGB = disk.Size
 	d.Type = disk.Type.Elem()
-	d.VolumeHandle = pulumi.Sprintf("projects/%s/zones/%s/disks/%s", disk.Project, disk.Zone, disk.Name)
+	d.VolumeHandle = pulumi.All(disk.Project, disk.Zone, disk.Name).ApplyT(func(v []any) string {
+		return diskHandle(v[0].(string), v[1].(string), v[2].(string))
+	}).(pulumi.StringOutput)
 
 	if cfg.Snapshots.Enabled() {
 		if d.SnapshotPolicy, err = newSnapshotSchedule(ctx, cfg, disk, pulumi.Parent(d)); err != nil {
@@ -92,7 +104,7 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 
 // newSnapshotSchedule declares a snapshot schedule in the disk's region and attaches it to the disk.
 // The attachment is its own resource because the disk's resourcePolicies field cannot be updated in place.
-func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, parent pulumi.ResourceOption) (*compute.ResourcePolicy, error) {
+func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk *compute.Disk, parent pulumi.ResourceOption) (*compute.ResourcePolicy, error) {
 	s := cfg.Snapshots
 	schedule := &compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs{}
 	switch s.Schedule {
@@ -164,4 +176,10 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg Config, disk *compute.Disk, pa
 		Zone:    disk.Zone,
 	}, parent, formerly, pulumi.DeleteBeforeReplace(true))
 	return policy, err
+}
+
+// diskHandle is a zonal disk's ID as the PD CSI driver (volumeHandle), the GCP provider (ID) and Pulumi's
+// import all spell it.
+func diskHandle(project, zone, name string) string {
+	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, name)
 }

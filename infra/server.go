@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"time"
@@ -199,7 +200,7 @@ func dumpURL(svc *corev1.Service, cfg ServiceConfig) pulumi.StringOutput {
 		name, namespace := deref(v[0]), deref(v[1])
 		if st, ok := v[2].(*corev1.ServiceStatus); ok && st != nil && st.LoadBalancer != nil {
 			for _, in := range st.LoadBalancer.Ingress {
-				if host := firstNonEmpty(deref(in.Ip), deref(in.Hostname)); host != "" {
+				if host := cmp.Or(deref(in.Ip), deref(in.Hostname)); host != "" {
 					return fmt.Sprintf("http://%s:%d/dump/", host, cfg.Port)
 				}
 			}
@@ -211,15 +212,6 @@ func dumpURL(svc *corev1.Service, cfg ServiceConfig) pulumi.StringOutput {
 func deref(p any) string {
 	if s, ok := p.(*string); ok && s != nil {
 		return *s
-	}
-	return ""
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
 	}
 	return ""
 }

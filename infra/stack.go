@@ -70,7 +70,9 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
-	disk, err := NewDumpDisk(ctx, "dump-disk", cfg)
+	disk, err := NewDumpDisk(ctx, "dump-disk", DumpDiskArgs{
+		Project: cfg.GCPProject, Zone: cfg.Zone, Region: cfg.Region, Disk: cfg.Disk, Snapshots: cfg.Snapshots,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -464,3 +464,61 @@ func TestStaticAddressModes(t *testing.T) {
 	want(t, "addresses in dev", len(dev.OfType("gcp:compute/address:Address")), 0)
 	want(t, "dev loadBalancerIP", dev.One(t, tService).Get("spec.loadBalancerIP"), nil)
 }
+
+// Every server and Service setting reaches what Kubernetes gets, with values that differ from each other
+// and from the defaults, so a swapped or dropped setting shows.
+func TestServerSettingsReachTheirFields(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{
+		"replicas": "0", "dumpWriteEnabled": "false", "httpPort": "9100", "servicePort": "8080",
+		"cpuRequest": "300m", "cpuLimit": "1500m", "memoryRequest": "1536Mi", "memoryLimit": "2Gi", "javaHeap": "1g",
+		"serviceType": "NodePort",
+	})
+	dep := rec.One(t, tDeployment)
+	want(t, "replicas (0: stopped)", dep.Get("spec.replicas"), any(float64(0)))
+	c := "spec.template.spec.containers.0."
+	want(t, "container port", dep.Get(c+"ports.0.containerPort"), any(float64(9100)))
+	want(t, "container port name", dep.String(c+"ports.0.name"), "http")
+	env := map[string]any{}
+	for _, e := range dep.Get(c + "env").([]any) {
+		env[e.(map[string]any)["name"].(string)] = e.(map[string]any)["value"]
+	}
+	wantDeep(t, "env", env, map[string]any{"PORT": "9100", "ENVXmx": "1g", "dump_write_enabled": "false"})
+	wantDeep(t, "resources", dep.Get(c+"resources"), any(map[string]any{
+		"requests": map[string]any{"cpu": "300m", "memory": "1536Mi"},
+		"limits":   map[string]any{"cpu": "1500m", "memory": "2Gi"},
+	}))
+	for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {
+		want(t, probe+" port (the named container port)", dep.String(c+probe+".httpGet.port"), "http")
+		want(t, probe+" path", dep.String(c+probe+".httpGet.path"), "/api/status.json")
+	}
+	// Readiness asks often and gives up quickly; liveness asks half as often and waits twice as long,
+	// so a slow but alive JVM is not restarted.
+	want(t, "readiness period", dep.Get(c+"readinessProbe.periodSeconds"), any(float64(10)))
+	want(t, "readiness timeout", dep.Get(c+"readinessProbe.timeoutSeconds"), any(float64(5)))
+	want(t, "liveness period", dep.Get(c+"livenessProbe.periodSeconds"), any(float64(20)))
+	want(t, "liveness timeout", dep.Get(c+"livenessProbe.timeoutSeconds"), any(float64(10)))
+	want(t, "startup period", dep.Get(c+"startupProbe.periodSeconds"), any(float64(10)))
+
+	svc := rec.One(t, tService)
+	want(t, "Service type", svc.String("spec.type"), "NodePort")
+	want(t, "Service port", svc.Get("spec.ports.0.port"), any(float64(8080)))
+	want(t, "Service targets the named port", svc.String("spec.ports.0.targetPort"), "http")
+	wantDeep(t, "NodePort annotations", svc.Get("metadata.annotations"), any(map[string]any{"pulumi.com/skipAwait": "true"}))
+	want(t, "NetworkPolicy port", rec.One(t, tNetworkPolicy).Get("spec.ingress.0.ports.0.port"), any(float64(9100)))
+	want(t, "dumpUrl port", rec.Outputs["dumpUrl"], any("http://loklak-server.loklak-dev.svc.cluster.local:8080/dump/"))
+
+	lb := mustRun(t, "dev", map[string]string{"serviceType": "LoadBalancer"}).One(t, tService)
+	want(t, "LoadBalancer keeps the Service await (its address)", lb.Get("metadata.annotations"), nil)
+}
+
+// The weekly schedule takes the configured start time too, and the attachment lives in the disk's project.
+func TestScheduleDetailsReachThePolicy(t *testing.T) {
+	rec := mustRun(t, "dev", map[string]string{"snapshotSchedule": "weekly", "snapshotDayOfWeek": "TUESDAY", "snapshotStartTime": "22:00", "gcpProject": "another-project"})
+	p := rec.One(t, tPolicy)
+	want(t, "weekly startTime", p.String("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.0.startTime"), "22:00")
+	want(t, "weekly day", p.String("snapshotSchedulePolicy.schedule.weeklySchedule.dayOfWeeks.0.day"), "TUESDAY")
+	a := rec.One(t, tAttachment)
+	want(t, "attachment project", a.String("project"), "another-project")
+	want(t, "attachment zone", a.String("zone"), "us-central1-a")
+	want(t, "policy project", p.String("project"), "another-project")
+}

@@ -6,8 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +39,11 @@ func faultStack(t *testing.T, name string) (auto.Stack, stackconfig.Values, func
 	if _, err := stack.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = stack.Destroy(ctx) })
+	t.Cleanup(func() {
+		if _, err := stack.Destroy(ctx); err != nil {
+			t.Errorf("clean-up destroy: %v", err)
+		}
+	})
 	pv := kubectlJSON(t, "get", "pv", name+"-dump")
 	pvc := kubectlJSON(t, "-n", name, "get", "pvc", "dump")
 	return stack, values, restack, pv.str("metadata.uid"), pvc.str("metadata.uid")
@@ -68,47 +72,46 @@ func TestTenImageUpdatesKeepStorage(t *testing.T) {
 	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
-// Two `up`s on the same stack at once: the backend's lock refuses one with a clear message, the other
-// converges, and the state stays consistent (a following preview plans nothing).
+// Two `up`s on the same stack at once, from two workspaces on one backend (two people, or two CI jobs):
+// the backend's lock refuses the second with a clear message while the first holds it, the first makes
+// exactly its one update, and the state stays consistent (a following preview plans nothing).
 func TestConcurrentUpsAreSerializedByTheLock(t *testing.T) {
 	ctx := context.Background()
 	const ns = "fault-lock"
 	_, values, restack, pvUID, pvcUID := faultStack(t, ns)
-	// Two workspaces on the same backend and stack, as two people or two CI jobs would have.
-	a := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-a"}))
-	b := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-b"}))
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, s := range []auto.Stack{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Up(ctx)
-		}()
-		time.Sleep(300 * time.Millisecond) // let the first take the lock
-	}
-	wg.Wait()
-	var refused []error
-	for _, err := range errs {
-		if err != nil {
-			refused = append(refused, err)
-		}
-	}
-	if len(refused) != 1 {
-		t.Fatalf("want exactly one up refused, got errors %v", errs)
-	}
-	if msg := refused[0].Error(); !strings.Contains(msg, "locked") {
-		t.Errorf("the refused up does not say the stack is locked: %s", msg)
-	}
-	t.Logf("the second user sees: %s", lastLines(refused[0].Error(), 3))
-	final := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-a"}))
-	steps, err := harness.PreviewSteps(ctx, final)
+	first := restack(values.With(map[string]string{"image": "loklak/loklak_server:lock-a"}))
+	other := newDriver(t)
+	// The same StateDir, so the same backend; another workspace, so another stack file.
+	other.StateDir, other.Workspace = filepath.Dir(first.Workspace().WorkDir()), "workspace-b"
+	second, err := other.Stack(ctx, ns, values.With(map[string]string{"image": "loklak/loklak_server:lock-b"}), map[string]string{"kubeconfig": cp.Kubeconfig})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := changed(steps); len(c) > 1 {
-		t.Errorf("state inconsistent after concurrent ups: preview plans %v", c)
+
+	// The second up starts once the first has begun its Deployment step, so the first holds the lock.
+	secondErr := make(chan error, 1)
+	atDeployment := onceAtDeploymentStep(func() {
+		_, err := second.Up(ctx)
+		secondErr <- err
+	})
+	res, err := first.Up(ctx, optup.EventStreams(atDeployment))
+	if err != nil {
+		t.Fatalf("the first up failed: %v", err)
 	}
+	if c := res.Summary.ResourceChanges; c == nil || (*c)["update"] != 1 || (*c)["replace"] != 0 || (*c)["create"] != 0 || (*c)["delete"] != 0 {
+		t.Errorf("the first up changed %v, want exactly its one update", res.Summary.ResourceChanges)
+	}
+	select {
+	case err := <-secondErr:
+		if err == nil || !strings.Contains(err.Error(), "the stack is currently locked") {
+			t.Fatalf("the second up was not refused by the lock: %v", err)
+		}
+		t.Logf("the second user sees: %s", lastLines(err.Error(), 3))
+	case <-time.After(time.Minute):
+		t.Fatal("the second up never ran: no Deployment step in the first")
+	}
+	wantSteps(t, previewChanges(t, first), nil)
+	want(t, "image", kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").str("spec.template.spec.containers.0.image"), "loklak/loklak_server:lock-a")
 	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
@@ -150,8 +153,11 @@ func TestHandDeletedClaimRebindsToTheSameVolume(t *testing.T) {
 	if _, err := cp.Kubectl(ctx, "-n", ns, "delete", "pvc", "dump", "--wait=true", "--timeout=2m"); err != nil {
 		t.Fatal(err)
 	}
+	// The PV controller marks the volume Released once it sees the claim gone.
+	if _, err := cp.Kubectl(ctx, "wait", "--for=jsonpath={.status.phase}=Released", "pv/"+ns+"-dump", "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
 	pv := kubectlJSON(t, "get", "pv", ns+"-dump")
-	want(t, "PV phase after the claim is deleted", pv.str("status.phase"), "Released")
 	want(t, "PV uid (the volume, and so the disk, remains)", pv.str("metadata.uid"), pvUID)
 
 	// README, "Recovering a Released volume".
@@ -322,8 +328,8 @@ func TestNodeReplacementKeepsTheClaim(t *testing.T) {
 	assertStorageKept(t, ns, pvUID, pvcUID)
 }
 
-// The API server is stopped in the middle of an update and started again: the interrupted up fails or
-// finishes, and a retried up converges with nothing replaced.
+// The API server is stopped in the middle of an update and started again: the interrupted up fails, and
+// a retried up converges with nothing replaced.
 func TestAPIServerOutageDuringUpRecovers(t *testing.T) {
 	ctx := context.Background()
 	const ns = "fault-api"
@@ -349,6 +355,9 @@ func TestAPIServerOutageDuringUpRecovers(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the API server was never stopped: no Deployment step")
+	}
+	if firstErr == nil {
+		t.Errorf("the up whose API server went away in its Deployment step reported success")
 	}
 	t.Logf("the interrupted up: %v", firstErr)
 	if err := cp.WaitReady(ctx); err != nil {

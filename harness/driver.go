@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,9 +31,12 @@ import (
 // process (an inline program), so no Go language host is needed; the CLI and the Kubernetes provider are
 // the real binaries from Tools. State lives in a local file backend under StateDir.
 type Driver struct {
-	Tools      Tools
-	RepoDir    string // holds Pulumi.yaml and the Pulumi.<stack>.yaml files
-	StateDir   string // backend, PULUMI_HOME and the workspace
+	Tools    Tools
+	RepoDir  string // holds Pulumi.yaml and the Pulumi.<stack>.yaml files
+	StateDir string // backend, PULUMI_HOME and the workspace
+	// Workspace names the workspace directory under StateDir ("workspace" when empty): two drivers on
+	// one StateDir with different workspaces are two users of one backend.
+	Workspace  string
 	Passphrase string // for the passphrase secrets provider
 	// GCEDir is the simulated Compute Engine project the stand-in GCP plugin works on (gcestandin).
 	GCEDir string
@@ -82,7 +86,7 @@ func (d Driver) workspace() (*workspace.Project, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	work := filepath.Join(d.StateDir, "workspace")
+	work := d.workDir()
 	for _, dir := range []string{d.backendDir(), work, d.homeDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, "", err
@@ -93,6 +97,7 @@ func (d Driver) workspace() (*workspace.Project, string, error) {
 }
 
 func (d Driver) backendDir() string { return filepath.Join(d.StateDir, "backend") }
+func (d Driver) workDir() string    { return filepath.Join(d.StateDir, cmp.Or(d.Workspace, "workspace")) }
 func (d Driver) homeDir() string    { return filepath.Join(d.StateDir, "home") }
 
 // Env is the environment the CLI, the engine and the plugins run with.
@@ -244,7 +249,7 @@ func PreviewSteps(ctx context.Context, stack auto.Stack, opts ...optpreview.Opti
 // language host that cannot be built here, so they go through the Automation API instead.
 func (d Driver) CLI(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, d.Tools.Path("pulumi"), args...)
-	cmd.Dir = filepath.Join(d.StateDir, "workspace")
+	cmd.Dir = d.workDir()
 	cmd.Env = os.Environ()
 	for k, v := range d.Env() {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,12 @@ const (
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	secrets := map[string]string{"kubeconfig": cp.Kubeconfig}
+	kubeconfig, err := os.ReadFile(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The content, with its bearer token: what must never appear in clear.
+	secrets := map[string]string{"kubeconfig": string(kubeconfig)}
 	values := localValues(t, nil)
 	stack, err := d.Stack(ctx, "e2e", values, secrets)
 	if err != nil {
@@ -114,9 +121,20 @@ func TestLifecycle(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `violates PodSecurity "baseline`) {
 			t.Errorf("a privileged pod was not refused by Pod Security admission: %v", err)
 		}
+		// What the API server admitted, after its admission plugins ran: no service-account token volume
+		// was injected, and nothing is mounted where the token would go.
 		pod := kubectlJSON(t, "-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
 		want(t, "capabilities dropped", pod.str("items.0.spec.containers.0.securityContext.capabilities.drop.0"), "ALL")
-		want(t, "no token mounted", pod.get("items.0.spec.automountServiceAccountToken"), any(false))
+		for _, v := range pod.get("items.0.spec.volumes").([]any) {
+			if projected := object(v.(map[string]any)).get("projected"); projected != nil {
+				t.Errorf("the admitted pod has a projected (token) volume: %v", v)
+			}
+		}
+		for _, m := range pod.get("items.0.spec.containers.0.volumeMounts").([]any) {
+			if path := object(m.(map[string]any)).str("mountPath"); strings.HasPrefix(path, "/var/run/secrets/kubernetes.io") {
+				t.Errorf("the admitted pod mounts %s", path)
+			}
+		}
 		np := kubectlJSON(t, "-n", namespace, "get", "networkpolicy", "loklak-server")
 		want(t, "NetworkPolicy port", np.get("spec.ingress.0.ports.0.port"), any(float64(9000)))
 	})
@@ -127,17 +145,49 @@ func TestLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i := strings.Index(string(state), cp.Kubeconfig); i >= 0 {
-			t.Errorf("the state file holds the kubeconfig in clear: ...%s...", string(state)[max(0, i-300):i+len(cp.Kubeconfig)])
+		var kc struct {
+			Users []struct {
+				User struct{ Token string } `json:"user"`
+			} `json:"users"`
 		}
-		if !strings.Contains(string(state), `"ciphertext"`) {
-			t.Errorf("the state file holds no encrypted value at all; was the kubeconfig dropped?")
+		if err := json.Unmarshal(kubeconfig, &kc); err != nil || len(kc.Users) == 0 || kc.Users[0].User.Token == "" {
+			t.Fatalf("the loopback kubeconfig has no token: %v", err)
+		}
+		token := kc.Users[0].User.Token
+		if strings.Contains(string(state), token) || strings.Contains(string(state), "certificate-authority-data") {
+			t.Errorf("the state holds the kubeconfig in clear")
+		}
+		var checkpoint struct {
+			Checkpoint struct {
+				Latest struct {
+					Resources []struct {
+						Type   string         `json:"type"`
+						Inputs map[string]any `json:"inputs"`
+					} `json:"resources"`
+				} `json:"latest"`
+			} `json:"checkpoint"`
+		}
+		if err := json.Unmarshal(state, &checkpoint); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range checkpoint.Checkpoint.Latest.Resources {
+			if r.Type == "pulumi:providers:kubernetes" {
+				found = true
+				kc, _ := r.Inputs["kubeconfig"].(map[string]any)
+				if kc["ciphertext"] == nil {
+					t.Errorf("the provider's kubeconfig input is not encrypted in the state: %v", r.Inputs["kubeconfig"])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no Kubernetes provider in the state")
 		}
 		file, err := os.ReadFile(filepath.Join(d.StateDir, "workspace", "Pulumi.e2e.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(file), cp.Kubeconfig) || !strings.Contains(string(file), "secure:") {
+		if strings.Contains(string(file), token) || !strings.Contains(string(file), "loklak-dumps:kubeconfig:\n    secure:") {
 			t.Errorf("the stack file does not hold the kubeconfig as a secret:\n%s", file)
 		}
 	})
@@ -256,7 +306,17 @@ func assertRecreated(t *testing.T) {
 	for _, e := range events.get("items").([]any) {
 		messages = append(messages, object(e.(map[string]any)).str("message"))
 	}
-	// Event names end in a timestamp, and kubectl lists them by name: this is their order.
+	// In the order the API server stored them (resourceVersion): timestamps have one-second resolution.
+	items := events.get("items").([]any)
+	slices.SortFunc(items, func(a, b any) int {
+		ra, _ := strconv.Atoi(object(a.(map[string]any)).str("metadata.resourceVersion"))
+		rb, _ := strconv.Atoi(object(b.(map[string]any)).str("metadata.resourceVersion"))
+		return ra - rb
+	})
+	messages = messages[:0]
+	for _, e := range items {
+		messages = append(messages, object(e.(map[string]any)).str("message"))
+	}
 	down, up := -1, -1
 	for i, m := range messages {
 		if strings.HasPrefix(m, "Scaled down replica set") && strings.HasSuffix(m, "from 1 to 0") {

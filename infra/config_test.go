@@ -2,6 +2,7 @@ package infra_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,19 +127,26 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 }
 
 func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
-	for _, overrides := range []map[string]string{
-		{"diskSizeGb": "10"},
-		{"diskSizeGb": "65536"},
-		{"replicas": "0"},
-		{"region": "us-central1"},
-		{"image": "loklak/loklak_server@sha256:" + strings.Repeat("a", 64)},
-		{"image": "registry.example.com:5000/loklak/server:v1.2"},
-		{"javaHeap": "1000m", "memoryLimit": "1Gi"},
-		{"gcpProject": "example.com:loklak-prod"},
+	for _, tc := range []struct {
+		overrides map[string]string
+		typ, path string
+		want      any
+	}{
+		{map[string]string{"diskSizeGb": "10"}, tDisk, "size", float64(10)},
+		{map[string]string{"diskSizeGb": "65536"}, tDisk, "size", float64(65536)},
+		{map[string]string{"replicas": "0"}, tDeployment, "spec.replicas", float64(0)},
+		{map[string]string{"region": "us-central1", "snapshotSchedule": "daily"}, tPolicy, "region", "us-central1"},
+		{map[string]string{"image": "loklak/loklak_server@sha256:" + strings.Repeat("a", 64)}, tDeployment, "spec.template.spec.containers.0.image", "loklak/loklak_server@sha256:" + strings.Repeat("a", 64)},
+		{map[string]string{"image": "registry.example.com:5000/loklak/server:v1.2"}, tDeployment, "spec.template.spec.containers.0.image", "registry.example.com:5000/loklak/server:v1.2"},
+		{map[string]string{"javaHeap": "1000m", "memoryLimit": "1Gi"}, tDeployment, "spec.template.spec.containers.0.env.1.value", "1000m"},
+		{map[string]string{"gcpProject": "example.com:loklak-prod"}, tDisk, "project", "example.com:loklak-prod"},
 	} {
-		if _, err := runStack(t, "dev", overrides); err != nil {
-			t.Errorf("%v refused: %v", overrides, err)
+		rec, err := runStack(t, "dev", tc.overrides)
+		if err != nil {
+			t.Errorf("%v refused: %v", tc.overrides, err)
+			continue
 		}
+		want(t, fmt.Sprintf("%v: %s %s", tc.overrides, tc.typ, tc.path), rec.One(t, tc.typ).Get(tc.path), tc.want)
 	}
 }
 

@@ -1,6 +1,8 @@
 package infra_test
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -55,5 +57,81 @@ func TestOnlyIdentityKeysLackDefaults(t *testing.T) {
 	slices.Sort(undefaulted)
 	if want := []string{"diskName", "gcpProject", "image"}; !slices.Equal(undefaulted, want) {
 		t.Errorf("keys without a default = %v, want %v", undefaulted, want)
+	}
+}
+
+// Every key the schema declares changes what the program declares: set to another valid value (within
+// the context some keys need), the recorded resources or outputs differ. A key the program stopped
+// reading would leave them the same. region is the exception: it may only repeat zone's region, so it is
+// read only to be checked (the bad-value tests show that).
+func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
+	daily := map[string]string{"snapshotSchedule": "daily"}
+	lb := map[string]string{"serviceType": "LoadBalancer"}
+	lbAddress := map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "a"}
+	cases := map[string]struct{ context, change map[string]string }{
+		"gcpProject":            {nil, map[string]string{"gcpProject": "other-project"}},
+		"zone":                  {nil, map[string]string{"zone": "us-east1-b"}},
+		"diskMode":              {nil, map[string]string{"diskMode": "external"}},
+		"diskName":              {nil, map[string]string{"diskName": "other-disk"}},
+		"diskSizeGb":            {nil, map[string]string{"diskSizeGb": "20"}},
+		"diskType":              {nil, map[string]string{"diskType": "pd-ssd"}},
+		"diskLabels":            {nil, map[string]string{"diskLabels": `["app=other"]`}},
+		"diskProtect":           {nil, map[string]string{"diskProtect": "false"}},
+		"diskRetainOnDelete":    {nil, map[string]string{"diskRetainOnDelete": "false"}},
+		"snapshotSchedule":      {nil, daily},
+		"snapshotStartTime":     {daily, map[string]string{"snapshotStartTime": "05:00"}},
+		"snapshotHoursInCycle":  {map[string]string{"snapshotSchedule": "hourly"}, map[string]string{"snapshotHoursInCycle": "4"}},
+		"snapshotDayOfWeek":     {map[string]string{"snapshotSchedule": "weekly"}, map[string]string{"snapshotDayOfWeek": "MONDAY"}},
+		"snapshotRetentionDays": {daily, map[string]string{"snapshotRetentionDays": "30"}},
+		"kubeconfig":            {nil, map[string]string{"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
+		"kubeContext":           {nil, map[string]string{"kubeContext": "other"}},
+		"clusterIdentifier":     {nil, map[string]string{"clusterIdentifier": "other"}},
+		"namespace":             {nil, map[string]string{"namespace": "other-ns"}},
+		"createNamespace":       {nil, map[string]string{"createNamespace": "false"}},
+		"image":                 {nil, map[string]string{"image": "loklak/loklak_server:other"}},
+		"replicas":              {nil, map[string]string{"replicas": "0"}},
+		"httpPort":              {nil, map[string]string{"httpPort": "9100"}},
+		"javaHeap":              {nil, map[string]string{"javaHeap": "256m"}},
+		"cpuRequest":            {nil, map[string]string{"cpuRequest": "100m"}},
+		"cpuLimit":              {nil, map[string]string{"cpuLimit": "2"}},
+		"memoryRequest":         {nil, map[string]string{"memoryRequest": "512Mi"}},
+		"memoryLimit":           {nil, map[string]string{"memoryLimit": "2Gi"}},
+		"startupTimeoutSeconds": {nil, map[string]string{"startupTimeoutSeconds": "600"}},
+		"dumpWriteEnabled":      {nil, map[string]string{"dumpWriteEnabled": "false"}},
+		"serviceType":           {nil, map[string]string{"serviceType": "NodePort"}},
+		"servicePort":           {nil, map[string]string{"servicePort": "8080"}},
+		"addressMode":           {lb, map[string]string{"addressMode": "create", "addressName": "a"}},
+		"addressName":           {lbAddress, map[string]string{"addressName": "b"}},
+	}
+	declared := func(overrides map[string]string) string {
+		rec := mustRun(t, "dev", overrides)
+		var lines []string
+		for _, r := range rec.Resources() {
+			lines = append(lines, fmt.Sprintf("%+v", r)) // fmt prints maps in key order
+		}
+		slices.Sort(lines) // registration order is not part of what is declared
+		return fmt.Sprintf("%v %v", lines, rec.Outputs)
+	}
+	// The comparison means something only if the same config declares the same thing every time.
+	if a, b := declared(nil), declared(nil); a != b {
+		t.Fatalf("two runs of the same config differ:\n%s\n%s", a, b)
+	}
+	for _, key := range infra.SortedKeys() {
+		if key == "region" {
+			continue
+		}
+		tc, ok := cases[key]
+		if !ok {
+			t.Errorf("%s has no case here: give it a value that must change what the program declares", key)
+			continue
+		}
+		changed := maps.Clone(tc.context)
+		if changed == nil {
+			changed = map[string]string{}
+		}
+		maps.Copy(changed, tc.change)
+		if declared(tc.context) == declared(changed) {
+			t.Errorf("setting %v changes nothing the program declares: is %s read?", tc.change, key)
+		}
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,7 +24,11 @@ type ControlPlane struct {
 	Kubeconfig string
 	Server     string // https://127.0.0.1:PORT
 	tools      Tools
-	procs      []*exec.Cmd
+	detach     bool
+	// mu guards procs: fault tests restart processes from the engine's event goroutine while a signal
+	// handler may stop everything.
+	mu    sync.Mutex
+	procs []*exec.Cmd
 	// stopControllers ends the in-process controllers (the load balancer stand-in).
 	stopControllers context.CancelFunc
 }
@@ -47,7 +53,7 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools}
+	cp = &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: opts.Detach}
 	defer func() {
 		if err != nil {
 			cp.Stop()
@@ -58,11 +64,14 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
-	ports, err := freePorts(6)
+	// Ports are held open until just before the process that binds them starts, so nothing else on the
+	// machine can take one in between (only that instant remains).
+	ports, err := reservePorts(6)
 	if err != nil {
 		return nil, err
 	}
-	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+	defer ports.releaseAll()
+	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort := ports.port(0), ports.port(1), ports.port(2), ports.port(3), ports.port(4), ports.port(5)
 	cp.Server = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	kc, err := certs.kubeconfig(cp.Server)
 	if err != nil {
@@ -74,7 +83,8 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
-	if err := cp.start(opts.Detach, "etcd",
+	ports.release(0, 1)
+	if err := cp.start("etcd",
 		"--name=local", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
@@ -82,7 +92,8 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	); err != nil {
 		return nil, err
 	}
-	if err := cp.start(opts.Detach, "kube-apiserver",
+	ports.release(2)
+	if err := cp.start("kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
 		"--endpoint-reconciler-type=none",
@@ -102,7 +113,8 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	if err := cp.WaitReady(ctx); err != nil {
 		return nil, err
 	}
-	if err := cp.start(opts.Detach, "kube-controller-manager",
+	ports.release(3)
+	if err := cp.start("kube-controller-manager",
 		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
 		"--cert-dir="+filepath.Join(dir, "cm-certs"),
@@ -111,7 +123,8 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	); err != nil {
 		return nil, err
 	}
-	if err := cp.start(opts.Detach, "kube-scheduler",
+	ports.release(4)
+	if err := cp.start("kube-scheduler",
 		"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
 		"--cert-dir="+filepath.Join(dir, "scheduler-certs"),
@@ -121,7 +134,8 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 	// The pod CIDR stays clear of the service range (10.96.0.0/16); pod IPs are only written into
 	// status, no traffic goes to them. Node leases are kwok's heartbeat: without them the node lifecycle
 	// controller marks the node NotReady every ~50 s and every pod on it unready with it.
-	if err := cp.start(opts.Detach, "kwok",
+	ports.release(5)
+	if err := cp.start("kwok",
 		"--kubeconfig="+cp.Kubeconfig, "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
 		"--cidr=10.244.0.1/24", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 	); err != nil {
@@ -199,23 +213,34 @@ func (cp *ControlPlane) KubectlInput(ctx context.Context, stdin []byte, args ...
 }
 
 // StopProcess stops one of the control plane's processes by name (for fault tests) and returns a
-// function that starts it again with the same arguments.
+// function that starts it again with the same arguments, detached as the rest, with the pids file updated.
 func (cp *ControlPlane) StopProcess(name string) (restart func() error, err error) {
-	for i, p := range cp.procs {
-		if filepath.Base(p.Path) != name {
-			continue
+	cp.mu.Lock()
+	var stopped *exec.Cmd
+	for _, p := range cp.procs {
+		if filepath.Base(p.Path) == name {
+			stopped = p
 		}
-		terminate(p.Process.Pid)
-		args := p.Args[1:]
-		return func() error {
-			cmd, err := cp.spawn(false, name, args...)
-			if err == nil {
-				cp.procs[i] = cmd
-			}
-			return err
-		}, nil
 	}
-	return nil, fmt.Errorf("no process %s", name)
+	cp.mu.Unlock()
+	if stopped == nil {
+		return nil, fmt.Errorf("no process %s", name)
+	}
+	terminate(stopped.Process.Pid)
+	return func() error {
+		cmd, err := cp.spawn(cp.detach, name, stopped.Args[1:]...)
+		if err != nil {
+			return err
+		}
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		if i := slices.Index(cp.procs, stopped); i >= 0 {
+			cp.procs[i] = cmd
+		} else {
+			cp.procs = append(cp.procs, cmd) // Stop ran meanwhile; this one is stopped by the next Stop
+		}
+		return cp.writePIDs()
+	}, nil
 }
 
 // Stop ends every process the control plane started, newest first, and waits for them.
@@ -223,10 +248,13 @@ func (cp *ControlPlane) Stop() {
 	if cp.stopControllers != nil {
 		cp.stopControllers()
 	}
-	for i := len(cp.procs) - 1; i >= 0; i-- {
-		terminate(cp.procs[i].Process.Pid)
-	}
+	cp.mu.Lock()
+	procs := cp.procs
 	cp.procs = nil
+	cp.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		terminate(procs[i].Process.Pid)
+	}
 	_ = os.Remove(filepath.Join(cp.Dir, pidFile))
 }
 
@@ -245,19 +273,29 @@ func StopDir(dir string) error {
 	return os.Remove(filepath.Join(dir, pidFile))
 }
 
-func (cp *ControlPlane) start(detach bool, name string, args ...string) error {
-	cmd, err := cp.spawn(detach, name, args...)
+func (cp *ControlPlane) start(name string, args ...string) error {
+	cmd, err := cp.spawn(cp.detach, name, args...)
 	if err != nil {
 		return err
 	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
 	cp.procs = append(cp.procs, cmd)
-	// The PID file is how StopDir finds a detached control plane: a failed write must not pass silently.
-	f, err := os.OpenFile(filepath.Join(cp.Dir, pidFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	return cp.writePIDs()
+}
+
+// writePIDs records every process's PID, oldest first: how StopDir finds a detached control plane, so a
+// failed write must not pass silently. The caller holds mu.
+func (cp *ControlPlane) writePIDs() error {
+	var b strings.Builder
+	for _, p := range cp.procs {
+		fmt.Fprintln(&b, p.Process.Pid)
+	}
+	tmp := filepath.Join(cp.Dir, pidFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(f, cmd.Process.Pid)
-	return errors.Join(err, f.Close())
+	return os.Rename(tmp, filepath.Join(cp.Dir, pidFile))
 }
 
 // spawn starts a tool in its own process group (so a terminal's Ctrl-C reaches only our handler, which
@@ -375,22 +413,34 @@ func (cp *ControlPlane) waitFor(ctx context.Context, what string, timeout time.D
 	}
 }
 
-// freePorts asks the kernel for n free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close() // only held to keep the ports distinct
-		}
-	}()
+// reservedPorts are free loopback ports, each held by a listener until released.
+type reservedPorts []net.Listener
+
+// reservePorts asks the kernel for n free loopback ports and holds them.
+func reservePorts(n int) (reservedPorts, error) {
+	var ports reservedPorts
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			ports.releaseAll()
 			return nil, err
 		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, l)
 	}
 	return ports, nil
+}
+
+func (r reservedPorts) port(i int) int { return r[i].Addr().(*net.TCPAddr).Port }
+
+// release frees ports for the process about to bind them.
+func (r reservedPorts) release(indexes ...int) {
+	for _, i := range indexes {
+		_ = r[i].Close() // closing a listener we hold fails only if it is closed already
+	}
+}
+
+func (r reservedPorts) releaseAll() {
+	for i := range r {
+		r.release(i)
+	}
 }

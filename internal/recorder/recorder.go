@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,7 +106,7 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.SecretInputs = append(rec.SecretInputs, string(key))
 		}
 	}
-	sort.Strings(rec.SecretInputs)
+	slices.Sort(rec.SecretInputs)
 	if rpc := args.RegisterRPC; rpc != nil {
 		rec.Parent = rpc.GetParent()
 		rec.Protect = rpc.GetProtect()
@@ -115,7 +115,7 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			u := resource.URN(urn)
 			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
 		}
-		sort.Strings(rec.DependsOn)
+		slices.Sort(rec.DependsOn)
 		rec.ReplaceOnChanges = rpc.GetReplaceOnChanges()
 		rec.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
 		if ct := rpc.GetCustomTimeouts(); ct != nil {
@@ -126,7 +126,7 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 				rec.Aliases = append(rec.Aliases, spec.GetName())
 			}
 		}
-		sort.Strings(rec.Aliases)
+		slices.Sort(rec.Aliases)
 	}
 	r.mu.Lock()
 	r.resources = append(r.resources, rec)

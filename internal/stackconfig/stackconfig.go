@@ -77,9 +77,9 @@ func Load(dir, stack string) (*workspace.Project, Values, error) {
 
 // With returns a copy of v with the given keys overridden; an empty value removes the key.
 func (v Values) With(overrides map[string]string) Values {
-	out := Values{}
-	for k, s := range v {
-		out[k] = s
+	out := maps.Clone(v)
+	if out == nil {
+		out = Values{}
 	}
 	for k, s := range overrides {
 		if s == "" {

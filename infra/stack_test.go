@@ -155,7 +155,8 @@ func TestDevStack(t *testing.T) {
 		c := pod + "containers.0."
 		want(t, "image", dep.String(c+"image"), "loklak/loklak_server:latest-development")
 		want(t, "claimName", dep.String(pod+"volumes.0.persistentVolumeClaim.claimName"), "dump")
-		want(t, "volume name", dep.String(pod+"volumes.0.name"), dep.String(c+"volumeMounts.0.name"))
+		want(t, "volume name", dep.String(pod+"volumes.0.name"), "data")
+		want(t, "mounted volume", dep.String(c+"volumeMounts.0.name"), "data")
 		want(t, "mountPath", dep.String(c+"volumeMounts.0.mountPath"), "/loklak_server/data")
 		want(t, "port", dep.Get(c+"ports.0.containerPort"), any(float64(9000)))
 		for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {

@@ -13,9 +13,10 @@ STACK ?= dev
 build:
 	go build ./...
 
-## test: unit tests under mocks (fast, no cloud, no tools)
+## test: unit tests under mocks (fast, no cloud, no tools), and the harness under the race detector
 test:
 	go test ./...
+	go test -race ./harness/
 
 ## vet: gofmt and go vet, with and without the e2e tag
 vet:

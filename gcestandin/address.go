@@ -100,18 +100,12 @@ func addressState(a Address, inputs map[string]any, managed map[string]string) m
 	state["description"] = a.Description
 	state["labels"], state["pulumiLabels"], state["effectiveLabels"] = anyMap(managed), anyMap(managed), anyMap(a.Labels)
 	state["creationTimestamp"], state["labelFingerprint"], state["selfLink"] = a.CreationTimestamp, a.LabelFingerprint, a.SelfLink()
-	users := []any{}
-	for _, u := range a.Users {
-		users = append(users, u)
-	}
-	state["users"] = users
+	state["users"] = anyList(a.Users)
 	return state
 }
 
 func (addressKind) read(p *Provider, id string, oldInputs, oldState map[string]any) (string, map[string]any, map[string]any, error) {
-	f, err := parseImportID(id, []string{
-		"projects/{project}/regions/{region}/addresses/{name}", "{project}/{region}/{name}", "{region}/{name}", "{name}",
-	}, map[string]string{"project": p.project, "region": p.region})
+	f, err := parseImportID(id, regionalIDs("addresses"), map[string]string{"project": p.project, "region": p.region})
 	if err != nil {
 		return "", nil, nil, err
 	}

@@ -127,16 +127,8 @@ func diskState(d Disk, inputs map[string]any, managed map[string]string) map[str
 	state["creationTimestamp"] = d.CreationTimestamp
 	state["labelFingerprint"] = d.LabelFingerprint
 	state["selfLink"] = d.SelfLink()
-	users := []any{}
-	for _, u := range d.Users {
-		users = append(users, u)
-	}
-	state["users"] = users
-	policies := []any{}
-	for _, rp := range d.ResourcePolicies {
-		policies = append(policies, rp)
-	}
-	state["resourcePolicies"] = policies
+	state["users"] = anyList(d.Users)
+	state["resourcePolicies"] = anyList(d.ResourcePolicies)
 	return state
 }
 

@@ -217,9 +217,7 @@ func policyState(rp ResourcePolicy, inputs map[string]any) map[string]any {
 }
 
 func (policyKind) read(p *Provider, id string, oldInputs, _ map[string]any) (string, map[string]any, map[string]any, error) {
-	f, err := parseImportID(id, []string{
-		"projects/{project}/regions/{region}/resourcePolicies/{name}", "{project}/{region}/{name}", "{region}/{name}", "{name}",
-	}, map[string]string{"project": p.project, "region": p.region})
+	f, err := parseImportID(id, regionalIDs("resourcePolicies"), map[string]string{"project": p.project, "region": p.region})
 	if err != nil {
 		return "", nil, nil, err
 	}

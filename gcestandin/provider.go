@@ -486,6 +486,21 @@ func lastSegment(s string) string {
 	return s
 }
 
+// regionalIDs are the import-ID forms of a regional resource in collection ("addresses", say), longest
+// first (rules §0, import IDs).
+func regionalIDs(collection string) []string {
+	return []string{"projects/{project}/regions/{region}/" + collection + "/{name}", "{project}/{region}/{name}", "{region}/{name}", "{name}"}
+}
+
+// anyList is a []string as a plain list value.
+func anyList(ss []string) []any {
+	out := make([]any, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s)
+	}
+	return out
+}
+
 // parseImportID matches id against the patterns, tried in order; "{project}", "{zone}" and "{region}" may be
 // left out of the shorter ones and come from the provider configuration (rules §0, import IDs).
 func parseImportID(id string, patterns []string, fallbacks map[string]string) (map[string]string, error) {

@@ -175,8 +175,8 @@ func (cp *ControlPlane) AddNode(ctx context.Context, name, zone string) error {
     "labels": {"type": "kwok", "kubernetes.io/hostname": %[1]q, "kubernetes.io/os": "linux",
       "topology.gke.io/zone": %[2]q, "topology.kubernetes.io/zone": %[2]q},
     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
-  "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}
+  "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110"},
+             "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110"}}
 }`, name, zone)
 	if _, err := cp.KubectlInput(ctx, []byte(node), "apply", "-f", "-"); err != nil {
 		return err

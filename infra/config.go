@@ -94,16 +94,20 @@ type NamespaceConfig struct {
 
 // ServerConfig describes the loklak_server container.
 type ServerConfig struct {
-	Image                 string
-	Replicas              int
-	HTTPPort              int
-	JavaHeap              string
-	CPURequest            string
-	CPULimit              string
-	MemoryRequest         string
-	MemoryLimit           string
-	StartupTimeoutSeconds int
-	DumpWriteEnabled      bool
+	Image         string
+	Replicas      int
+	HTTPPort      int
+	JavaHeap      string
+	CPURequest    string
+	CPULimit      string
+	MemoryRequest string
+	MemoryLimit   string
+	// EphemeralStorageRequest and EphemeralStorageLimit bound the container's writable layer and logs
+	// (the dumps are on the disk, not here), so a runaway log cannot get its node's neighbours evicted.
+	EphemeralStorageRequest string
+	EphemeralStorageLimit   string
+	StartupTimeoutSeconds   int
+	DumpWriteEnabled        bool
 }
 
 // ServiceConfig describes the Service that exposes loklak's HTTP port (and with it /dump/).
@@ -161,40 +165,42 @@ func (e *ConfigError) Error() string {
 // Keys are the project's config keys with the type Pulumi.yaml declares for each. ParseConfig reads
 // exactly these, and a test checks Pulumi.yaml declares exactly these.
 var Keys = map[string]string{
-	"gcpProject":            "string",
-	"zone":                  "string",
-	"region":                "string",
-	"diskMode":              "string",
-	"diskName":              "string",
-	"diskSizeGb":            "integer",
-	"diskType":              "string",
-	"diskLabels":            "array",
-	"diskProtect":           "boolean",
-	"diskRetainOnDelete":    "boolean",
-	"snapshotSchedule":      "string",
-	"snapshotStartTime":     "string",
-	"snapshotHoursInCycle":  "integer",
-	"snapshotDayOfWeek":     "string",
-	"snapshotRetentionDays": "integer",
-	"kubeconfig":            "string",
-	"kubeContext":           "string",
-	"clusterIdentifier":     "string",
-	"namespace":             "string",
-	"createNamespace":       "boolean",
-	"image":                 "string",
-	"replicas":              "integer",
-	"httpPort":              "integer",
-	"javaHeap":              "string",
-	"cpuRequest":            "string",
-	"cpuLimit":              "string",
-	"memoryRequest":         "string",
-	"memoryLimit":           "string",
-	"startupTimeoutSeconds": "integer",
-	"dumpWriteEnabled":      "boolean",
-	"serviceType":           "string",
-	"servicePort":           "integer",
-	"addressMode":           "string",
-	"addressName":           "string",
+	"gcpProject":              "string",
+	"zone":                    "string",
+	"region":                  "string",
+	"diskMode":                "string",
+	"diskName":                "string",
+	"diskSizeGb":              "integer",
+	"diskType":                "string",
+	"diskLabels":              "array",
+	"diskProtect":             "boolean",
+	"diskRetainOnDelete":      "boolean",
+	"snapshotSchedule":        "string",
+	"snapshotStartTime":       "string",
+	"snapshotHoursInCycle":    "integer",
+	"snapshotDayOfWeek":       "string",
+	"snapshotRetentionDays":   "integer",
+	"kubeconfig":              "string",
+	"kubeContext":             "string",
+	"clusterIdentifier":       "string",
+	"namespace":               "string",
+	"createNamespace":         "boolean",
+	"image":                   "string",
+	"replicas":                "integer",
+	"httpPort":                "integer",
+	"javaHeap":                "string",
+	"cpuRequest":              "string",
+	"cpuLimit":                "string",
+	"memoryRequest":           "string",
+	"memoryLimit":             "string",
+	"ephemeralStorageRequest": "string",
+	"ephemeralStorageLimit":   "string",
+	"startupTimeoutSeconds":   "integer",
+	"dumpWriteEnabled":        "boolean",
+	"serviceType":             "string",
+	"servicePort":             "integer",
+	"addressMode":             "string",
+	"addressName":             "string",
 }
 
 // Limits and allowed values, named once so messages and checks agree.
@@ -290,6 +296,9 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Server.MemoryLimit = p.quantity("memoryLimit")
 	p.notAbove("cpuRequest", c.Server.CPURequest, "cpuLimit", c.Server.CPULimit)
 	p.notAbove("memoryRequest", c.Server.MemoryRequest, "memoryLimit", c.Server.MemoryLimit)
+	c.Server.EphemeralStorageRequest = p.quantity("ephemeralStorageRequest")
+	c.Server.EphemeralStorageLimit = p.quantity("ephemeralStorageLimit")
+	p.notAbove("ephemeralStorageRequest", c.Server.EphemeralStorageRequest, "ephemeralStorageLimit", c.Server.EphemeralStorageLimit)
 	c.Server.JavaHeap = p.heap("javaHeap", c.Server.MemoryLimit)
 	c.Server.StartupTimeoutSeconds = p.intIn("startupTimeoutSeconds", 30, 1800, "seconds the JVM may take to answer /api/status.json")
 	c.Server.DumpWriteEnabled = p.boolean("dumpWriteEnabled")

@@ -60,6 +60,8 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"static address without a name", map[string]string{"serviceType": "LoadBalancer", "addressMode": "create"}, "addressName", "", "is required"},
 		{"address name", map[string]string{"serviceType": "LoadBalancer", "addressMode": "adopt", "addressName": "Loklak_IP"}, "addressName", "Loklak_IP", "Compute Engine address name"},
 		{"address name without a mode", map[string]string{"addressName": "loklak"}, "addressName", "loklak", `must be empty when addressMode is "none"`},
+		{"ephemeral storage quantity", map[string]string{"ephemeralStorageLimit": "lots"}, "ephemeralStorageLimit", "lots", "Kubernetes quantity"},
+		{"ephemeral request above limit", map[string]string{"ephemeralStorageRequest": "10Gi"}, "ephemeralStorageRequest", "10Gi", "must not exceed ephemeralStorageLimit"},
 		{"heap that overflows", map[string]string{"javaHeap": "9000000000g"}, "javaHeap", "9000000000g", "smaller than memoryLimit (1Gi)"},
 		{"cluster identifier with a space", map[string]string{"clusterIdentifier": "my cluster"}, "clusterIdentifier", "my cluster", "without spaces"},
 		{"missing cluster identifier", map[string]string{"clusterIdentifier": ""}, "clusterIdentifier", "", "is required"},

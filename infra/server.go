@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
@@ -78,6 +79,9 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 					Containers: corev1.ContainerArray{&corev1.ContainerArgs{
 						Name:  pulumi.String("loklak"),
 						Image: pulumi.String(c.Image),
+						// A tag can move (latest-development does, every build): pull on every start, so a
+						// restart runs what the tag names now. A digest cannot move: the cached copy is it.
+						ImagePullPolicy: pulumi.String(pullPolicy(c.Image)),
 						Ports: corev1.ContainerPortArray{&corev1.ContainerPortArgs{
 							Name: pulumi.String("http"), ContainerPort: pulumi.Int(c.HTTPPort), Protocol: pulumi.String("TCP"),
 						}},
@@ -101,12 +105,22 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 						ReadinessProbe: &corev1.ProbeArgs{
 							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5), FailureThreshold: pulumi.Int(3),
 						},
+						// Liveness asks only whether the JVM still accepts connections, and gives it two
+						// minutes: a server busy harvesting may answer /api/status.json slowly, which takes
+						// it out of the Service (readiness) but must not get it killed.
 						LivenessProbe: &corev1.ProbeArgs{
-							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(20), TimeoutSeconds: pulumi.Int(10), FailureThreshold: pulumi.Int(3),
+							TcpSocket:     &corev1.TCPSocketActionArgs{Port: pulumi.String("http")},
+							PeriodSeconds: pulumi.Int(20), TimeoutSeconds: pulumi.Int(10), FailureThreshold: pulumi.Int(6),
 						},
 						Resources: &corev1.ResourceRequirementsArgs{
-							Requests: pulumi.StringMap{"cpu": pulumi.String(c.CPURequest), "memory": pulumi.String(c.MemoryRequest)},
-							Limits:   pulumi.StringMap{"cpu": pulumi.String(c.CPULimit), "memory": pulumi.String(c.MemoryLimit)},
+							Requests: pulumi.StringMap{
+								"cpu": pulumi.String(c.CPURequest), "memory": pulumi.String(c.MemoryRequest),
+								"ephemeral-storage": pulumi.String(c.EphemeralStorageRequest),
+							},
+							Limits: pulumi.StringMap{
+								"cpu": pulumi.String(c.CPULimit), "memory": pulumi.String(c.MemoryLimit),
+								"ephemeral-storage": pulumi.String(c.EphemeralStorageLimit),
+							},
 						},
 						// No more power than a Java web server needs: it binds a port above 1024 and writes
 						// files it owns, so no capability and no privilege escalation.
@@ -182,6 +196,14 @@ func serviceAnnotations(cfg ServiceConfig) pulumi.StringMap {
 		return nil
 	}
 	return pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}
+}
+
+// pullPolicy is IfNotPresent for an image pinned by digest and Always for one named by a tag.
+func pullPolicy(image string) string {
+	if strings.Contains(image, "@sha256:") {
+		return "IfNotPresent"
+	}
+	return "Always"
 }
 
 func envVar(name, value string) *corev1.EnvVarArgs {

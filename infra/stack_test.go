@@ -159,10 +159,16 @@ func TestDevStack(t *testing.T) {
 		want(t, "mounted volume", dep.String(c+"volumeMounts.0.name"), "data")
 		want(t, "mountPath", dep.String(c+"volumeMounts.0.mountPath"), "/loklak_server/data")
 		want(t, "port", dep.Get(c+"ports.0.containerPort"), any(float64(9000)))
-		for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {
+		for _, probe := range []string{"startupProbe", "readinessProbe"} {
 			want(t, probe+" path", dep.String(c+probe+".httpGet.path"), "/api/status.json")
 			want(t, probe+" port", dep.String(c+probe+".httpGet.port"), "http")
 		}
+		// Liveness is not readiness: a busy JVM that still accepts connections is slow, not dead.
+		want(t, "liveness httpGet", dep.Get(c+"livenessProbe.httpGet"), nil)
+		want(t, "liveness tcpSocket port", dep.String(c+"livenessProbe.tcpSocket.port"), "http")
+		want(t, "liveness failureThreshold (2 min at 20 s)", dep.Get(c+"livenessProbe.failureThreshold"), any(float64(6)))
+		// latest-development moves with every build: pulled on every start.
+		want(t, "imagePullPolicy (tag)", dep.String(c+"imagePullPolicy"), "Always")
 		// 300 s of start-up allowance at one probe every 10 s.
 		want(t, "startup failureThreshold", dep.Get(c+"startupProbe.failureThreshold"), any(float64(30)))
 		want(t, "startup periodSeconds", dep.Get(c+"startupProbe.periodSeconds"), any(float64(10)))
@@ -171,8 +177,8 @@ func TestDevStack(t *testing.T) {
 			map[string]any{"name": "ENVXmx", "value": "512m"},
 			map[string]any{"name": "dump_write_enabled", "value": "true"},
 		}))
-		wantDeep(t, "requests", dep.Get(c+"resources.requests"), any(map[string]any{"cpu": "250m", "memory": "1Gi"}))
-		wantDeep(t, "limits", dep.Get(c+"resources.limits"), any(map[string]any{"cpu": "1", "memory": "1Gi"}))
+		wantDeep(t, "requests", dep.Get(c+"resources.requests"), any(map[string]any{"cpu": "250m", "memory": "1Gi", "ephemeral-storage": "1Gi"}))
+		wantDeep(t, "limits", dep.Get(c+"resources.limits"), any(map[string]any{"cpu": "1", "memory": "1Gi", "ephemeral-storage": "4Gi"}))
 		want(t, "automountServiceAccountToken", dep.Get(pod+"automountServiceAccountToken"), any(false))
 		want(t, "seccomp", dep.String(pod+"securityContext.seccompProfile.type"), "RuntimeDefault")
 		want(t, "allowPrivilegeEscalation", dep.Get(c+"securityContext.allowPrivilegeEscalation"), any(false))
@@ -472,7 +478,8 @@ func TestServerSettingsReachTheirFields(t *testing.T) {
 	rec := mustRun(t, "dev", map[string]string{
 		"replicas": "0", "dumpWriteEnabled": "false", "httpPort": "9100", "servicePort": "8080",
 		"cpuRequest": "300m", "cpuLimit": "1500m", "memoryRequest": "1536Mi", "memoryLimit": "2Gi", "javaHeap": "1g",
-		"serviceType": "NodePort",
+		"serviceType": "NodePort", "ephemeralStorageRequest": "2Gi", "ephemeralStorageLimit": "8Gi",
+		"image": "loklak/loklak_server@sha256:" + strings.Repeat("b", 64),
 	})
 	dep := rec.One(t, tDeployment)
 	want(t, "replicas (0: stopped)", dep.Get("spec.replicas"), any(float64(0)))
@@ -485,10 +492,12 @@ func TestServerSettingsReachTheirFields(t *testing.T) {
 	}
 	wantDeep(t, "env", env, map[string]any{"PORT": "9100", "ENVXmx": "1g", "dump_write_enabled": "false"})
 	wantDeep(t, "resources", dep.Get(c+"resources"), any(map[string]any{
-		"requests": map[string]any{"cpu": "300m", "memory": "1536Mi"},
-		"limits":   map[string]any{"cpu": "1500m", "memory": "2Gi"},
+		"requests": map[string]any{"cpu": "300m", "memory": "1536Mi", "ephemeral-storage": "2Gi"},
+		"limits":   map[string]any{"cpu": "1500m", "memory": "2Gi", "ephemeral-storage": "8Gi"},
 	}))
-	for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {
+	want(t, "imagePullPolicy (digest)", dep.String(c+"imagePullPolicy"), "IfNotPresent")
+	want(t, "liveness port", dep.String(c+"livenessProbe.tcpSocket.port"), "http")
+	for _, probe := range []string{"startupProbe", "readinessProbe"} {
 		want(t, probe+" port (the named container port)", dep.String(c+probe+".httpGet.port"), "http")
 		want(t, probe+" path", dep.String(c+probe+".httpGet.path"), "/api/status.json")
 	}

@@ -103,7 +103,7 @@ type ServerConfig struct {
 	MemoryRequest string
 	MemoryLimit   string
 	// EphemeralStorageRequest and EphemeralStorageLimit bound the container's writable layer and logs
-	// (the dumps are on the disk, not here), so a runaway log cannot get its node's neighbours evicted.
+	// (the dumps are on the disk, not here), so a runaway log cannot get its node's neighbors evicted.
 	EphemeralStorageRequest string
 	EphemeralStorageLimit   string
 	StartupTimeoutSeconds   int

@@ -52,20 +52,8 @@ func (addressKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (
 	return changed, replaces
 }
 
-func (p *Provider) addressScope(in map[string]any) (project, region string, err error) {
-	if project, err = resolve(in["project"], p.project, "project"); err != nil {
-		return "", "", err
-	}
-	fallback := p.region
-	if fallback == "" && p.zone != "" {
-		fallback = RegionOf(p.zone)
-	}
-	region, err = resolve(in["region"], fallback, "region")
-	return project, region, err
-}
-
 func (addressKind) create(p *Provider, in map[string]any, preview bool) (string, map[string]any, error) {
-	project, region, err := p.addressScope(in)
+	project, region, err := p.regionalScope(in)
 	if err != nil {
 		return "", nil, err
 	}
@@ -116,13 +104,7 @@ func (addressKind) read(p *Provider, id string, oldInputs, oldState map[string]a
 	if err != nil {
 		return "", nil, nil, err
 	}
-	managed := map[string]string{}
-	for k := range stringMap(oldState["labels"]) {
-		if v, ok := a.Labels[k]; ok {
-			managed[k] = v
-		}
-	}
-	state := addressState(a, oldInputs, managed)
+	state := addressState(a, oldInputs, managedLabels(oldState, a.Labels))
 	inputs := clone(oldInputs)
 	if len(oldInputs) == 0 {
 		// Import: inputs from what was read, with an empty __defaults (rules §10); Read maps an empty

@@ -146,15 +146,7 @@ func (diskKind) read(p *Provider, id string, oldInputs, oldState map[string]any)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	// labels are non-authoritative: only keys this stack set are read back (rules §0). An import has no
-	// configuration yet, so it reads no labels at all (rules §10).
-	managed := map[string]string{}
-	for k := range stringMap(oldState["labels"]) {
-		if v, ok := d.Labels[k]; ok {
-			managed[k] = v
-		}
-	}
-	state := diskState(d, oldInputs, managed)
+	state := diskState(d, oldInputs, managedLabels(oldState, d.Labels))
 	var inputs map[string]any
 	if len(oldInputs) == 0 {
 		// Import: the inputs come from what was read, with an empty __defaults (rules §10).

@@ -130,7 +130,7 @@ func (policyKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (c
 }
 
 func (policyKind) create(p *Provider, in map[string]any, preview bool) (string, map[string]any, error) {
-	project, region, err := p.policyScope(in)
+	project, region, err := p.regionalScope(in)
 	if err != nil {
 		return "", nil, err
 	}
@@ -151,7 +151,9 @@ func (policyKind) create(p *Provider, in map[string]any, preview bool) (string, 
 	return PolicyPath(project, region, name), policyState(rp, in), nil
 }
 
-func (p *Provider) policyScope(in map[string]any) (project, region string, err error) {
+// regionalScope is a regional resource's project and region: its own, else the provider configuration's
+// project and region (or the region of its zone), as the real provider falls back.
+func (p *Provider) regionalScope(in map[string]any) (project, region string, err error) {
 	if project, err = resolve(in["project"], p.project, "project"); err != nil {
 		return "", "", err
 	}
@@ -244,7 +246,7 @@ func (policyKind) read(p *Provider, id string, oldInputs, _ map[string]any) (str
 // update PATCHes the whole policy, to the URL of the new name (rules §3, rename bug), with guestFlush in
 // the body (rules §9.1): Compute Engine refuses it whenever snapshotProperties is present.
 func (policyKind) update(p *Provider, _ string, oldState, news map[string]any, preview bool) (map[string]any, error) {
-	project, region, err := p.policyScope(news)
+	project, region, err := p.regionalScope(news)
 	if err != nil {
 		return nil, err
 	}

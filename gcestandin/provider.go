@@ -486,6 +486,18 @@ func lastSegment(s string) string {
 	return s
 }
 
+// managedLabels are the live labels whose keys the stack set (its state's labels): labels are
+// non-authoritative, so Read reports only those, and an import, with no state yet, none (rules §0, §10).
+func managedLabels(oldState map[string]any, live map[string]string) map[string]string {
+	managed := map[string]string{}
+	for k := range stringMap(oldState["labels"]) {
+		if v, ok := live[k]; ok {
+			managed[k] = v
+		}
+	}
+	return managed
+}
+
 // regionalIDs are the import-ID forms of a regional resource in collection ("addresses", say), longest
 // first (rules §0, import IDs).
 func regionalIDs(collection string) []string {

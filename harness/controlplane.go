@@ -333,13 +333,24 @@ func terminate(pid int) {
 	}
 }
 
-// alive reports whether pid still runs (a zombie that is not yet reaped counts as gone).
+// alive reports whether pid still runs. A process that has exited but is not yet released counts as
+// gone: a zombie ('Z') and one being reaped ('X', dead: kill(pid, 0) still succeeds then, until the
+// kernel releases the PID).
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
 	st, err := readProcStat(pid)
-	return err == nil && st.state != 'Z'
+	return err == nil && st.running()
+}
+
+// running reports whether the state letter of /proc/PID/stat is one of a process that has not exited.
+func (st procStat) running() bool {
+	switch st.state {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
 }
 
 // procStat is what the harness needs from /proc/PID/stat.

@@ -22,6 +22,16 @@ func TestParseProcStatFindsFieldsAfterTheLastParenthesis(t *testing.T) {
 	}
 }
 
+// A process the kernel is reaping shows as 'X' while kill(pid, 0) still succeeds; seen as alive, it
+// failed TestRestartIsRecorded in CI right after terminate had seen it as a zombie.
+func TestExitedStatesAreNotRunning(t *testing.T) {
+	for state, want := range map[byte]bool{'R': true, 'S': true, 'D': true, 'T': true, 'I': true, 'Z': false, 'X': false, 'x': false} {
+		if got := (procStat{state: state}).running(); got != want {
+			t.Errorf("state %c: running() = %v, want %v", state, got, want)
+		}
+	}
+}
+
 func TestChildProcessesFindsARunningChild(t *testing.T) {
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {

@@ -136,7 +136,13 @@ func TestDevStack(t *testing.T) {
 		pvc := rec.One(t, tPVC)
 		want(t, "name", pvc.String("metadata.name"), "dump")
 		want(t, "namespace", pvc.String("metadata.namespace"), "loklak-dev")
-		want(t, "volumeName", pvc.String("spec.volumeName"), "loklak-dev-dump")
+		// The volume's claimRef reserves it; naming it on the claim too costs a 15 s resync (issue 12).
+		want(t, "volumeName", pvc.Get("spec.volumeName"), nil)
+		wantDeep(t, "ignoreChanges (claims that named their volume keep it)", pvc.IgnoreChanges, []string{"spec.volumeName", "spec.selector"})
+		// The selector reaches only the dumps volume, and no provisioner serves a claim with a selector.
+		wantDeep(t, "selector", pvc.Get("spec.selector"), any(map[string]any{"matchLabels": map[string]any{"loklak.org/dumps-volume": "loklak-dev-dump"}}))
+		pvLabels, _ := rec.One(t, tPV).Get("metadata.labels").(map[string]any)
+		want(t, "the PV carries the selected label", pvLabels["loklak.org/dumps-volume"], any("loklak-dev-dump"))
 		want(t, "storageClassName", pvc.String("spec.storageClassName"), "loklak-dev-dump")
 		want(t, "request", pvc.String("spec.resources.requests.storage"), "10Gi")
 		wantDeep(t, "accessModes", pvc.Get("spec.accessModes"), any([]any{"ReadWriteOnce"}))
@@ -342,6 +348,28 @@ func TestProdStack(t *testing.T) {
 		want(t, "LoadBalancer keeps the await that yields its address", svc.Get("metadata.annotations"), nil)
 		want(t, "dumpUrl", rec.Outputs["dumpUrl"], any("http://"+recorder.LoadBalancerIP+":80/dump/"))
 	})
+}
+
+// A claim Kubernetes bound to any volume but the dumps volume fails the update, naming both volumes,
+// and loklak is never started on it.
+func TestClaimBoundElsewhereFailsBeforeLoklakStarts(t *testing.T) {
+	_, values, err := stackconfig.Load("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder.Recorder{StrayVolume: "pvc-0a1b2c-fresh-and-empty"}
+	err = rec.Run(t, project, "dev", values, infra.Stack)
+	if err == nil {
+		t.Fatal("the program accepted a claim bound to another volume")
+	}
+	for _, part := range []string{"loklak-dev/dump", "pvc-0a1b2c-fresh-and-empty", "not to loklak-dev-dump", "docs/recovery.md"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not say %q", err, part)
+		}
+	}
+	if deps := rec.OfType(tDeployment); len(deps) != 0 {
+		t.Errorf("a Deployment was registered on the stray claim: %v", deps[0].Key())
+	}
 }
 
 func TestExternalDiskDeclaresNoGCPResource(t *testing.T) {

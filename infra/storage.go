@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"fmt"
+
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	storagev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/storage/v1"
@@ -14,6 +16,9 @@ const (
 	ZoneTopologyKey = "topology.gke.io/zone"
 	// ClaimName is the PVC's name, as in the 2017 setup.
 	ClaimName = "dump"
+	// VolumeLabel marks the dumps PV; the claim selects on it, which keeps every other volume out of its
+	// reach and forbids provisioning one for it.
+	VolumeLabel = "loklak.org/dumps-volume"
 	// DataPath is loklak_server's data directory (the Dockerfile's VOLUME); dumps live in data/dump/.
 	DataPath = "/loklak_server/data"
 )
@@ -72,8 +77,12 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 
+	volumeLabels := pulumi.StringMap{VolumeLabel: pulumi.String(args.Name)}
+	for k, v := range labels {
+		volumeLabels[k] = v
+	}
 	pv, err := corev1.NewPersistentVolume(ctx, "dump", &corev1.PersistentVolumeArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: volumeLabels},
 		Spec: &corev1.PersistentVolumeSpecArgs{
 			Capacity:                      pulumi.StringMap{"storage": capacity},
 			AccessModes:                   pulumi.StringArray{pulumi.String("ReadWriteOnce")},
@@ -107,28 +116,69 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 
-	// volumeName binds the claim to exactly our volume, never to a dynamically provisioned empty disk.
+	// The volume's claimRef alone reserves it for this claim; the claim does not name its volume. With
+	// both set, Kubernetes' PV controller races itself (its claim and volume workers both write the
+	// volume's phase, one write fails, and the claim binds only at the next 15 s resync); with claimRef
+	// alone it binds at once. What volumeName guaranteed, the rest keeps:
+	//   - the claim takes its class and size from the volume's outputs, so the engine creates it only
+	//     after the provider saw the volume Available: the controller knows the reserved volume, and a
+	//     volume reserved for a claim wins over every other;
+	//   - the selector matches only the dumps volume, and a claim with a selector is never provisioned
+	//     (the CSI external-provisioner refuses it): no freshly made empty disk, ever;
+	//   - boundToVolume fails the update if the claim still ends up bound elsewhere.
+	// Stacks created when the claim named its volume keep that input and go without the selector: both
+	// fields are immutable on a claim, and changing either would replace it.
 	pvc, err := corev1.NewPersistentVolumeClaim(ctx, ClaimName, &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ClaimName), Namespace: args.Namespace, Labels: labels},
 		Spec: &corev1.PersistentVolumeClaimSpecArgs{
 			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
 			StorageClassName: pv.Spec.StorageClassName(),
-			VolumeName:       pv.Metadata.Name(),
+			Selector: &metav1.LabelSelectorArgs{
+				MatchLabels: pulumi.StringMap{VolumeLabel: pv.Metadata.Name().Elem()},
+			},
 			Resources: &corev1.VolumeResourceRequirementsArgs{
 				Requests: pulumi.StringMap{"storage": pv.Spec.Capacity().MapIndex(pulumi.String("storage"))},
 			},
 		},
-	}, parent)
+	}, parent, pulumi.IgnoreChanges([]string{"spec.volumeName", "spec.selector"}))
 	if err != nil {
 		return nil, err
 	}
 
 	v.StorageClass, v.Volume, v.Claim = sc, pv, pvc
 	v.VolumeName = pv.Metadata.Name().Elem()
-	v.ClaimName = pvc.Metadata.Name().Elem()
+	v.ClaimName = boundToVolume(ctx, pvc, v.VolumeName)
 	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{
 		"storageClassName":          sc.Metadata.Name(),
 		"persistentVolumeName":      v.VolumeName,
 		"persistentVolumeClaimName": v.ClaimName,
 	})
+}
+
+// boundToVolume is the claim's name once the claim is proven bound to volume: what the Deployment
+// mounts, so loklak never starts on a claim that Kubernetes bound to any other volume (a freshly
+// provisioned empty disk, or a stray volume reserved for the same claim). The provider returns a claim
+// only once it is Bound, so in an update an unbound or misbound claim fails the update here, loudly.
+// A preview has no binding to check yet.
+func boundToVolume(ctx *pulumi.Context, claim *corev1.PersistentVolumeClaim, volume pulumi.StringOutput) pulumi.StringOutput {
+	return pulumi.All(claim.Metadata.Namespace().Elem(), claim.Metadata.Name().Elem(), claim.Spec.VolumeName(), volume).
+		ApplyT(func(v []any) (string, error) {
+			namespace, name, boundTo, want := v[0].(string), v[1].(string), derefString(v[2]), v[3].(string)
+			if boundTo == want || (boundTo == "" && ctx.DryRun()) {
+				return name, nil
+			}
+			if boundTo == "" {
+				return "", fmt.Errorf("PersistentVolumeClaim %s/%s is not bound; it must be bound to PersistentVolume %s, which holds the dumps", namespace, name, want)
+			}
+			return "", fmt.Errorf("PersistentVolumeClaim %s/%s is bound to PersistentVolume %s, not to %s, which holds the dumps; "+
+				"loklak is not started on it. See docs/recovery.md, \"A claim bound to another volume\"", namespace, name, boundTo, want)
+		}).(pulumi.StringOutput)
+}
+
+func derefString(v any) string {
+	if s, ok := v.(*string); ok && s != nil {
+		return *s
+	}
+	s, _ := v.(string)
+	return s
 }

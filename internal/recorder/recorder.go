@@ -41,6 +41,8 @@ type Resource struct {
 	// ReplaceOnChanges and DeleteBeforeReplace are the replacement options the program set.
 	ReplaceOnChanges    []string
 	DeleteBeforeReplace bool
+	// IgnoreChanges are the input paths whose changes the program tells the engine to ignore.
+	IgnoreChanges []string
 	// CreateTimeout and UpdateTimeout are the custom timeouts the program set ("" for the default).
 	CreateTimeout, UpdateTimeout string
 	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted.
@@ -88,6 +90,9 @@ type Recorder struct {
 	resources []Resource
 	// Outputs are the stack outputs the program returned, resolved.
 	Outputs map[string]any
+	// StrayVolume, when set, is the volume every claim is bound to, instead of the one reserved for it:
+	// a cluster where binding went wrong.
+	StrayVolume string
 }
 
 // NewResource records the registration and answers with the inputs as outputs, plus what a real
@@ -118,6 +123,7 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		slices.Sort(rec.DependsOn)
 		rec.ReplaceOnChanges = rpc.GetReplaceOnChanges()
 		rec.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		rec.IgnoreChanges = rpc.GetIgnoreChanges()
 		if ct := rpc.GetCustomTimeouts(); ct != nil {
 			rec.CreateTimeout, rec.UpdateTimeout = ct.GetCreate(), ct.GetUpdate()
 		}
@@ -137,6 +143,12 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	switch args.TypeToken {
 	case "gcp:compute/disk:Disk":
 		id = fmt.Sprintf("projects/%s/zones/%s/disks/%s", rec.String("project"), rec.String("zone"), rec.String("name"))
+	case "kubernetes:core/v1:PersistentVolumeClaim":
+		if spec := state["spec"]; spec.IsObject() {
+			bound := spec.ObjectValue().Copy()
+			bound["volumeName"] = resource.NewStringProperty(r.bindingFor(rec))
+			state["spec"] = resource.NewObjectProperty(bound)
+		}
 	case "gcp:compute/address:Address":
 		state["address"] = resource.NewStringProperty(StaticAddressIP)
 	case "kubernetes:core/v1:Service":
@@ -147,6 +159,24 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		}
 	}
 	return id, state, nil
+}
+
+// bindingFor is the volume Kubernetes' PV controller binds claim to: the one its spec names, else a
+// volume reserved for it by spec.claimRef, else none ("", the claim stays Pending).
+func (r *Recorder) bindingFor(claim Resource) string {
+	if r.StrayVolume != "" {
+		return r.StrayVolume
+	}
+	if named := claim.String("spec.volumeName"); named != "" {
+		return named
+	}
+	for _, pv := range r.OfType("kubernetes:core/v1:PersistentVolume") {
+		if pv.String("spec.claimRef.name") == claim.String("metadata.name") &&
+			pv.String("spec.claimRef.namespace") == claim.String("metadata.namespace") {
+			return pv.String("metadata.name")
+		}
+	}
+	return ""
 }
 
 // revealSecrets returns m with every secret replaced by its value, so tests read secrets like any input
@@ -223,8 +253,15 @@ func (r *Recorder) ByURN(urn string) (Resource, bool) {
 // engine would pass it. The program returns its stack outputs; Run records them resolved.
 func Run(t testing.TB, project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
 	t.Helper()
+	rec := &Recorder{}
+	return rec, rec.Run(t, project, stack, config, program)
+}
+
+// Run is the package's Run with this recorder, for a test that sets how the mock cluster answers.
+func (r *Recorder) Run(t testing.TB, project, stack string, config stackconfig.Values, program func(*pulumi.Context) (pulumi.Map, error)) error {
+	t.Helper()
 	t.Setenv("PULUMI_CONFIG", config.EngineJSON(project))
-	return run(project, stack, program)
+	return r.run(project, stack, program)
 }
 
 // RunProgram is Run outside tests (benchmarks): it sets PULUMI_CONFIG for the run and restores it
@@ -234,7 +271,8 @@ func RunProgram(project, stack string, config stackconfig.Values, program func(*
 	if err := os.Setenv("PULUMI_CONFIG", config.EngineJSON(project)); err != nil {
 		return nil, err
 	}
-	rec, err := run(project, stack, program)
+	rec := &Recorder{}
+	err := rec.run(project, stack, program)
 	restore := os.Unsetenv("PULUMI_CONFIG")
 	if had {
 		restore = os.Setenv("PULUMI_CONFIG", old)
@@ -242,22 +280,20 @@ func RunProgram(project, stack string, config stackconfig.Values, program func(*
 	return rec, errors.Join(err, restore)
 }
 
-func run(project, stack string, program func(*pulumi.Context) (pulumi.Map, error)) (*Recorder, error) {
-	rec := &Recorder{}
-	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+func (r *Recorder) run(project, stack string, program func(*pulumi.Context) (pulumi.Map, error)) error {
+	return pulumi.RunErr(func(ctx *pulumi.Context) error {
 		outs, err := program(ctx)
 		if err != nil {
 			return err
 		}
 		outs.ToMapOutput().ApplyT(func(m map[string]any) map[string]any {
-			rec.mu.Lock()
-			rec.Outputs = m
-			rec.mu.Unlock()
+			r.mu.Lock()
+			r.Outputs = m
+			r.mu.Unlock()
 			return m
 		})
 		return nil
-	}, pulumi.WithMocks(project, stack, rec))
-	return rec, err
+	}, pulumi.WithMocks(project, stack, r))
 }
 
 // Manifests returns the inputs of every Kubernetes object registered, in registration order: exactly

@@ -7,7 +7,7 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 TOOLS = $(shell hack/toolchain.sh --bin-dir)
 STACK ?= dev
 
-.PHONY: build test vet lint docs toolchain e2e bench local-up local-down preview up ci
+.PHONY: build test vet lint docs toolchain e2e bench local-up local-preview local-down preview up ci
 
 ## build: compile the program and every package
 build:
@@ -46,9 +46,13 @@ e2e:
 bench:
 	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./bench $(BENCHFLAGS)
 
-## local-up: start a local control plane and run `up` for the local stack against it
+## local-up: start a local control plane (or reuse the running one) and run `up` for the local stack
 local-up:
 	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local up
+
+## local-preview: preview the local stack against the running local control plane
+local-preview:
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local preview
 
 ## local-down: destroy the local stack and stop the local control plane
 local-down:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -154,6 +155,41 @@ func StartControlPlane(ctx context.Context, tools Tools, dir string, opts Contro
 		_, err := cp.Kubectl(ctx, "-n", "default", "get", "serviceaccount", "default")
 		return err
 	}); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// ErrNotRunning says that no control plane runs in a directory: none was started there, or its
+// processes are gone (a reboot, a kill).
+var ErrNotRunning = errors.New("no control plane runs there")
+
+// AttachControlPlane returns the detached control plane that runs in dir (the local loop's second and
+// later runs), once its API server answers. It fails with ErrNotRunning when dir has no pids file or
+// any of its processes is gone; StopDir then ends the survivors.
+func AttachControlPlane(ctx context.Context, tools Tools, dir string) (*ControlPlane, error) {
+	data, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotRunning
+	} else if err != nil {
+		return nil, err
+	}
+	pids := strings.Fields(string(data))
+	for _, p := range pids {
+		if pid, err := strconv.Atoi(p); err != nil || !alive(pid) {
+			return nil, fmt.Errorf("%w: process %s of %s is gone", ErrNotRunning, p, filepath.Join(dir, pidFile))
+		}
+	}
+	if len(pids) == 0 {
+		return nil, ErrNotRunning
+	}
+	cp := &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: true}
+	server, err := cp.Kubectl(ctx, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
+	if err != nil {
+		return nil, err
+	}
+	cp.Server = strings.TrimSpace(string(server))
+	if err := cp.WaitReady(ctx); err != nil {
 		return nil, err
 	}
 	return cp, nil
@@ -332,6 +368,9 @@ func terminate(pid int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// ProcessRunning reports whether pid still runs and has not exited (a zombie counts as gone).
+func ProcessRunning(pid int) bool { return alive(pid) }
 
 // alive reports whether pid still runs. A process that has exited but is not yet released counts as
 // gone: a zombie ('Z') and one being reaped ('X', dead: kill(pid, 0) still succeeds then, until the

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,5 +86,23 @@ func TestRestartAndStopConcurrently(t *testing.T) {
 	defer cp.mu.Unlock()
 	if len(cp.procs) != 0 {
 		t.Errorf("procs after Stop = %d", len(cp.procs))
+	}
+}
+
+// Attaching finds the running control plane by its pids file, and refuses one whose processes are gone
+// or that was never started, with ErrNotRunning.
+func TestAttachNeedsEveryProcessRunning(t *testing.T) {
+	if _, err := AttachControlPlane(t.Context(), Tools{}, t.TempDir()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("attach to an empty directory: %v, want ErrNotRunning", err)
+	}
+	cp := fakePlane(t)
+	pid := cp.procs[0].Process.Pid
+	cp.Stop()
+	if err := os.WriteFile(filepath.Join(cp.Dir, pidFile), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := AttachControlPlane(t.Context(), Tools{}, cp.Dir)
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), strconv.Itoa(pid)) {
+		t.Errorf("attach with process %d gone: %v, want ErrNotRunning naming it", pid, err)
 	}
 }

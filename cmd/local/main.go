@@ -1,10 +1,13 @@
 // Command local runs the stack against a Kubernetes control plane on this machine's loopback, so the
 // whole ordering and binding can be watched before touching GCP.
 //
-//	go run ./cmd/local up     start the control plane (if needed) and `pulumi up` the local stack
-//	go run ./cmd/local down   destroy the local stack and stop the control plane
+//	go run ./cmd/local up        start the control plane, or reuse the running one, and `pulumi up`
+//	                             the local stack, showing what changes
+//	go run ./cmd/local preview   preview the local stack against the running control plane
+//	go run ./cmd/local down      destroy the local stack and stop the control plane
 //
-// $LOKLAK_TOOLS_BIN names the tools (make local-up sets it); $LOKLAK_LOCAL_DIR the state (default .local).
+// The loop: edit Pulumi.local.yaml, run up (or preview) again. $LOKLAK_TOOLS_BIN names the tools (the
+// make targets set it); $LOKLAK_LOCAL_DIR the state (default .local).
 package main
 
 import (
@@ -22,25 +25,21 @@ import (
 	"github.com/loklak/loklak-dumps/harness"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 )
 
 const stackName = "local"
 
 func main() {
-	if len(os.Args) != 2 || (os.Args[1] != "up" && os.Args[1] != "down") {
-		fmt.Fprintln(os.Stderr, "usage: local up|down")
+	commands := map[string]func(context.Context) error{"up": up, "preview": preview, "down": down}
+	if len(os.Args) != 2 || commands[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: local up|preview|down")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	if os.Args[1] == "up" {
-		err = up(ctx)
-	} else {
-		err = down(ctx)
-	}
-	if err != nil {
+	if err := commands[os.Args[1]](ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
@@ -84,24 +83,19 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(l.cluster, "pids")); err == nil {
-		return fmt.Errorf("a local control plane already runs in %s: run `make local-down` first", l.cluster)
-	}
 	_, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
 	if err != nil {
 		return err
 	}
-	fmt.Println("local: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1")
-	cp, err := harness.StartControlPlane(ctx, l.tools, l.cluster, harness.ControlPlaneOptions{Zone: values["zone"], Detach: true})
+	cp, err := l.controlPlane(ctx, values["zone"])
 	if err != nil {
 		return err
 	}
-	fmt.Printf("local: control plane ready at %s (kubeconfig %s)\n", cp.Server, cp.Kubeconfig)
 	stack, err := l.driver.Stack(ctx, stackName, values, map[string]string{"kubeconfig": cp.Kubeconfig})
 	if err != nil {
 		return err
 	}
-	res, err := stack.Up(ctx, optup.ProgressStreams(os.Stdout))
+	res, err := stack.Up(ctx, optup.ProgressStreams(os.Stdout), optup.Diff())
 	if err != nil {
 		return err
 	}
@@ -114,8 +108,59 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nlocal: kubectl --kubeconfig %s get all -n %s\nlocal: tear down with `make local-down`\n", cp.Kubeconfig, values["namespace"])
+	fmt.Printf("\nlocal: kubectl --kubeconfig %s get all -n %s\n", cp.Kubeconfig, values["namespace"])
+	fmt.Println("local: edit Pulumi.local.yaml and run `make local-up` (or `make local-preview`) again; tear down with `make local-down`")
 	return nil
+}
+
+// controlPlane reuses the control plane a previous run left running, or starts one. One whose
+// processes are gone (after a reboot) is cleared away first, with the local stack's state, which
+// described objects that went with it.
+func (l local) controlPlane(ctx context.Context, zone string) (*harness.ControlPlane, error) {
+	cp, err := harness.AttachControlPlane(ctx, l.tools, l.cluster)
+	if err == nil {
+		fmt.Printf("local: reusing the control plane at %s (kubeconfig %s)\n", cp.Server, cp.Kubeconfig)
+		return cp, nil
+	}
+	if !errors.Is(err, harness.ErrNotRunning) {
+		return nil, err
+	}
+	if _, statErr := os.Stat(l.cluster); statErr == nil {
+		fmt.Printf("local: the earlier control plane is gone (%v); starting afresh\n", err)
+		if err := errors.Join(harness.StopDir(l.cluster), os.RemoveAll(l.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	fmt.Println("local: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1")
+	cp, err = harness.StartControlPlane(ctx, l.tools, l.cluster, harness.ControlPlaneOptions{Zone: zone, Detach: true})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("local: control plane ready at %s (kubeconfig %s)\n", cp.Server, cp.Kubeconfig)
+	return cp, nil
+}
+
+func preview(ctx context.Context) error {
+	l, err := setup()
+	if err != nil {
+		return err
+	}
+	cp, err := harness.AttachControlPlane(ctx, l.tools, l.cluster)
+	if errors.Is(err, harness.ErrNotRunning) {
+		return fmt.Errorf("%w in %s: run `make local-up` first", err, l.cluster)
+	} else if err != nil {
+		return err
+	}
+	_, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	if err != nil {
+		return err
+	}
+	stack, err := l.driver.Stack(ctx, stackName, values, map[string]string{"kubeconfig": cp.Kubeconfig})
+	if err != nil {
+		return err
+	}
+	_, err = stack.Preview(ctx, optpreview.ProgressStreams(os.Stdout), optpreview.Diff())
+	return err
 }
 
 func down(ctx context.Context) error {
@@ -124,10 +169,16 @@ func down(ctx context.Context) error {
 		return err
 	}
 	var errs []error
-	if _, err := os.Stat(filepath.Join(l.cluster, "pids")); err == nil {
+	switch _, err := harness.AttachControlPlane(ctx, l.tools, l.cluster); {
+	case err == nil:
 		// Destroy while the API server still runs, then stop it.
 		errs = append(errs, destroy(ctx, l), harness.StopDir(l.cluster))
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case errors.Is(err, harness.ErrNotRunning):
+		// Nothing to destroy: the cluster went with its processes. End any survivor.
+		if err := harness.StopDir(l.cluster); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	default:
 		errs = append(errs, err)
 	}
 	errs = append(errs, os.RemoveAll(l.dir))

@@ -29,11 +29,13 @@ func TestBadConfigThroughTheEngine(t *testing.T) {
 	if err == nil {
 		t.Fatal("up accepted replicas=2 and diskSizeGb=5")
 	}
+	t.Logf("the user sees:\n%s", out.String())
 	seen := out.String() + err.Error()
 	for _, part := range []string{
-		`config loklak-dumps:replicas = "2"`, "ReadWriteOnce",
-		`config loklak-dumps:diskSizeGb = "5"`, "from 10 to 65536",
-		"nothing was changed",
+		// One engine diagnostic per bad key.
+		`error: config loklak-dumps:replicas = "2": must be an integer from 0 to 1`, "ReadWriteOnce",
+		`error: config loklak-dumps:diskSizeGb = "5": must be an integer from 10 to 65536`,
+		"2 problem(s), each reported above; nothing was changed",
 	} {
 		if !strings.Contains(seen, part) {
 			t.Errorf("the user does not see %q in:\n%s", part, seen)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,6 +76,26 @@ func TestLocalLoop(t *testing.T) {
 		t.Errorf("preview without a control plane: %v, output %q; want a failure that says to run make local-up", err, lastLines(out, 2))
 	}
 
+	// A bad value is refused before anything starts, a line per key, with no "unhandled error" frame.
+	stackFile := filepath.Join(work, "Pulumi.local.yaml")
+	config, err := os.ReadFile(stackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stackFile, append(slices.Clone(config), "  loklak-dumps:replicas: 2\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = local("up")
+	if err == nil || !strings.Contains(out, `error: config loklak-dumps:replicas = "2": must be an integer from 0 to 1`) || strings.Contains(out, "unhandled") {
+		t.Errorf("up with replicas: 2: %v, output:\n%s\nwant a failure with one line for the key and no unhandled error", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(state, "cluster")); !os.IsNotExist(err) {
+		t.Errorf("up with a bad config started a control plane (%v)", err)
+	}
+	if err := os.WriteFile(stackFile, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	out = mustLocal("up")
 	if !strings.Contains(out, "local: control plane ready") {
 		t.Errorf("the first up did not start a control plane:\n%s", out)
@@ -86,11 +107,6 @@ func TestLocalLoop(t *testing.T) {
 	}
 
 	const image = "loklak/loklak_server:local-loop"
-	stackFile := filepath.Join(work, "Pulumi.local.yaml")
-	config, err := os.ReadFile(stackFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	edited := strings.Replace(string(config), "loklak/loklak_server:latest-development", image, 1)
 	if edited == string(config) {
 		t.Fatal("Pulumi.local.yaml has no image to edit")

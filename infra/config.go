@@ -2,6 +2,7 @@ package infra
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -155,11 +156,24 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "invalid stack configuration, %d problem(s); nothing was changed:", len(e.Errors))
-	for _, fe := range e.Errors {
-		fe.Key = e.Project + ":" + fe.Key
-		b.WriteString("\n  - " + fe.Error())
+	for _, line := range e.Problems() {
+		b.WriteString("\n  - " + line)
 	}
 	return b.String()
+}
+
+// ErrInvalidConfig is what Program returns once it has reported every bad value of the stack's
+// configuration as an engine diagnostic of its own; nothing has been registered.
+var ErrInvalidConfig = errors.New("invalid stack configuration")
+
+// Problems are the bad values, a line each, with the keys as the CLI spells them (project:key).
+func (e *ConfigError) Problems() []string {
+	lines := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		fe.Key = e.Project + ":" + fe.Key
+		lines[i] = fe.Error()
+	}
+	return lines
 }
 
 // Keys are the project's config keys with the type Pulumi.yaml declares for each. ParseConfig reads

@@ -8,6 +8,8 @@ package infra
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -23,6 +25,10 @@ import (
 // tests through the Automation API.
 func Program(ctx *pulumi.Context) error {
 	outputs, err := Stack(ctx)
+	var invalid *ConfigError
+	if errors.As(err, &invalid) {
+		return invalid.report(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -30,6 +36,18 @@ func Program(ctx *pulumi.Context) error {
 		ctx.Export(name, outputs[name])
 	}
 	return nil
+}
+
+// report logs each problem as an error diagnostic, the way the engine reports its own errors, and
+// returns ErrInvalidConfig, which main turns into the exit status that tells the engine the failure is
+// already reported.
+func (e *ConfigError) report(ctx *pulumi.Context) error {
+	for _, line := range e.Problems() {
+		if err := ctx.Log.Error(line, nil); err != nil {
+			return errors.Join(e, err) // the engine did not take it: say it all in the error instead
+		}
+	}
+	return fmt.Errorf("%w: %d problem(s), each reported above; nothing was changed", ErrInvalidConfig, len(e.Errors))
 }
 
 // Stack validates all configuration before it registers anything, then declares the stack and returns

@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/loklak/loklak-dumps/harness"
+	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
@@ -83,8 +84,11 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	project, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
 	if err != nil {
+		return err
+	}
+	if err := checkConfig(project.Name.String(), values); err != nil {
 		return err
 	}
 	cp, err := l.controlPlane(ctx, values["zone"])
@@ -151,8 +155,11 @@ func preview(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	_, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	project, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
 	if err != nil {
+		return err
+	}
+	if err := checkConfig(project.Name.String(), values); err != nil {
 		return err
 	}
 	stack, err := l.driver.Stack(ctx, stackName, values, map[string]string{"kubeconfig": cp.Kubeconfig})
@@ -160,6 +167,24 @@ func preview(ctx context.Context) error {
 		return err
 	}
 	_, err = stack.Preview(ctx, optpreview.ProgressStreams(os.Stdout), optpreview.Diff())
+	return err
+}
+
+// checkConfig refuses a bad Pulumi.local.yaml before anything starts, a line per bad value as the
+// program reports them to the engine. The Automation API's inline runtime would frame the program's
+// refusal as "an unhandled error occurred"; checked here, it never gets that far.
+func checkConfig(project string, values stackconfig.Values) error {
+	_, err := infra.ParseConfig(project, func(key string) (string, bool) {
+		v, ok := values[key]
+		return v, ok
+	}, slices.Collect(maps.Keys(values)))
+	var invalid *infra.ConfigError
+	if errors.As(err, &invalid) {
+		for _, line := range invalid.Problems() {
+			fmt.Fprintln(os.Stderr, "error:", line)
+		}
+		return fmt.Errorf("%w in Pulumi.local.yaml; nothing was started or changed", infra.ErrInvalidConfig)
+	}
 	return err
 }
 

@@ -63,6 +63,8 @@ var kinds = map[string]kind{
 	PolicyType:     policyKind{},
 	AttachmentType: attachmentKind{},
 	AddressType:    addressKind{},
+	// Cloud Monitoring: the stand-in simulates the project, not only its Compute Engine.
+	AlertPolicyType: alertPolicyKind{},
 }
 
 func kindOf(t tokens.Type) (kind, error) {

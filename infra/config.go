@@ -41,7 +41,20 @@ type Config struct {
 	Server     ServerConfig
 	Service    ServiceConfig
 	Address    AddressConfig
+	Alert      AlertConfig
 }
+
+// AlertConfig is the optional Cloud Monitoring alert on how full the dumps volume is: loklak stops
+// writing dumps when the disk is full, and says so nowhere a person looks.
+type AlertConfig struct {
+	// Percent is the utilization above which the alert fires, 1 to 99; 0 declares no alert.
+	Percent int
+	// Channels are the notification channels it notifies: projects/P/notificationChannels/ID.
+	Channels []string
+}
+
+// Enabled reports whether the stack declares the alert.
+func (a AlertConfig) Enabled() bool { return a.Percent > 0 }
 
 // DiskConfig describes the Compute Engine persistent disk that holds /loklak_server/data.
 type DiskConfig struct {
@@ -215,6 +228,8 @@ var Keys = map[string]string{
 	"servicePort":             "integer",
 	"addressMode":             "string",
 	"addressName":             "string",
+	"volumeAlertPercent":      "integer",
+	"volumeAlertChannels":     "string",
 }
 
 // Limits and allowed values, named once so messages and checks agree.
@@ -239,6 +254,8 @@ var (
 	labelKey         = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 	labelValue       = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 	clusterIDPattern = regexp.MustCompile(`^\S{1,253}$`)
+	// channelPattern is a notification channel's resource name, as alertPolicies.notificationChannels takes it.
+	channelPattern = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
 	hourPattern      = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
 	heapPattern      = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
 	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
@@ -328,6 +345,21 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		}
 	case name != "":
 		p.fail("addressName", name, `must be empty when addressMode is "none"; set addressMode to create or adopt to use it`)
+	}
+	c.Alert.Percent = p.intIn("volumeAlertPercent", 0, 99, "percent of the dumps volume in use above which Cloud Monitoring alerts; 0 declares no alert")
+	switch channels := p.optional("volumeAlertChannels"); {
+	case c.Alert.Enabled():
+		for _, ch := range strings.Split(channels, ",") {
+			if ch = strings.TrimSpace(ch); !channelPattern.MatchString(ch) {
+				p.fail("volumeAlertChannels", channels, "one or more Cloud Monitoring notification channels, comma-separated, each as projects/PROJECT/notificationChannels/ID (gcloud beta monitoring channels list --format='value(name)'); an alert nobody receives is not an alert")
+				c.Alert.Channels = nil
+				break
+			} else {
+				c.Alert.Channels = append(c.Alert.Channels, ch)
+			}
+		}
+	case strings.TrimSpace(channels) != "":
+		p.fail("volumeAlertChannels", channels, "must be empty when volumeAlertPercent is 0 (no alert); set volumeAlertPercent to declare the alert")
 	}
 	p.errs = append(p.errs, UndeclaredKeys(project, setKeys)...)
 

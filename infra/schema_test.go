@@ -68,6 +68,8 @@ func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
 	daily := map[string]string{"snapshotSchedule": "daily"}
 	lb := map[string]string{"serviceType": "LoadBalancer"}
 	lbAddress := map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "a"}
+	const channel1 = "projects/p-123456/notificationChannels/1"
+	alerting := map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": channel1}
 	cases := map[string]struct{ context, change map[string]string }{
 		"gcpProject":              {nil, map[string]string{"gcpProject": "other-project"}},
 		"zone":                    {nil, map[string]string{"zone": "us-east1-b"}},
@@ -104,6 +106,8 @@ func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
 		"servicePort":             {nil, map[string]string{"servicePort": "8080"}},
 		"addressMode":             {lb, map[string]string{"addressMode": "create", "addressName": "a"}},
 		"addressName":             {lbAddress, map[string]string{"addressName": "b"}},
+		"volumeAlertPercent":      {nil, map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": channel1}},
+		"volumeAlertChannels":     {alerting, map[string]string{"volumeAlertChannels": "projects/p-123456/notificationChannels/2"}},
 	}
 	declared := func(overrides map[string]string) string {
 		rec := mustRun(t, "dev", overrides)

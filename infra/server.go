@@ -92,7 +92,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 							envVar("dump_write_enabled", strconv.FormatBool(c.DumpWriteEnabled)),
 						},
 						VolumeMounts: corev1.VolumeMountArray{&corev1.VolumeMountArgs{
-							Name: pulumi.String("data"), MountPath: pulumi.String(DataPath),
+							Name: pulumi.String(dataVolumeName), MountPath: pulumi.String(DataPath),
 						}},
 						// The JVM starts slowly: the startup probe gives it startupTimeoutSeconds before the
 						// liveness probe may restart it.
@@ -130,7 +130,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 						},
 					}},
 					Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
-						Name:                  pulumi.String("data"),
+						Name:                  pulumi.String(dataVolumeName),
 						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
 					}},
 				},

@@ -136,6 +136,13 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 	if disk.Disk != nil {
 		outputs["diskId"] = disk.Disk.ID().ToStringOutput()
 	}
+	if cfg.Alert.Enabled() {
+		alert, err := NewVolumeAlert(ctx, "volume-alert", VolumeAlertArgs{Project: cfg.GCPProject, Namespace: namespace, Alert: cfg.Alert})
+		if err != nil {
+			return nil, err
+		}
+		outputs["volumeAlertPolicy"] = alert.Name
+	}
 	return outputs, nil
 }
 

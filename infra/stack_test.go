@@ -29,6 +29,7 @@ const (
 	tDumpDisk      = "loklak-dumps:storage:DumpDisk"
 	tDumpVolume    = "loklak-dumps:storage:DumpVolume"
 	tServer        = "loklak-dumps:app:Server"
+	tAlertPolicy   = "gcp:monitoring/alertPolicy:AlertPolicy"
 )
 
 // runStack runs the real program on the real Pulumi.yaml defaults and Pulumi.<stack>.yaml, with overrides
@@ -348,6 +349,30 @@ func TestProdStack(t *testing.T) {
 		want(t, "LoadBalancer keeps the await that yields its address", svc.Get("metadata.annotations"), nil)
 		want(t, "dumpUrl", rec.Outputs["dumpUrl"], any("http://"+recorder.LoadBalancerIP+":80/dump/"))
 	})
+}
+
+// The volume alert exists only when a stack asks for it, and watches the loklak pod's dumps volume in
+// the stack's namespace, with the threshold and the channels from config, in the disk's project.
+func TestVolumeAlertFollowsConfig(t *testing.T) {
+	if got := mustRun(t, "prod", nil).OfType(tAlertPolicy); len(got) != 0 {
+		t.Errorf("prod declares %d alert policies without volumeAlertPercent, want none", len(got))
+	}
+	channels := "projects/loklak-server/notificationChannels/7, projects/loklak-server/notificationChannels/8"
+	rec := mustRun(t, "prod", map[string]string{"volumeAlertPercent": "85", "volumeAlertChannels": channels})
+	alert := rec.One(t, tAlertPolicy)
+	want(t, "project", alert.String("project"), "loklak-server")
+	want(t, "combiner", alert.String("combiner"), "OR")
+	cond := "conditions.0.conditionThreshold."
+	want(t, "filter", alert.String(cond+"filter"), `resource.type = "k8s_pod" AND resource.labels.namespace_name = "web" AND metric.type = "kubernetes.io/pod/volume/utilization" AND metric.labels.volume_name = "data"`)
+	want(t, "comparison", alert.String(cond+"comparison"), "COMPARISON_GT")
+	want(t, "threshold", alert.Get(cond+"thresholdValue"), any(0.85))
+	wantDeep(t, "channels", alert.Get("notificationChannels"), any([]any{"projects/loklak-server/notificationChannels/7", "projects/loklak-server/notificationChannels/8"}))
+	// The filter's volume_name is the pod's name for the claim's volume.
+	dep := rec.One(t, tDeployment)
+	want(t, "the Deployment's volume of the claim", dep.String("spec.template.spec.volumes.0.name"), "data")
+	if _, ok := rec.Outputs["volumeAlertPolicy"]; !ok {
+		t.Errorf("no volumeAlertPolicy stack output")
+	}
 }
 
 // A claim Kubernetes bound to any volume but the dumps volume fails the update, naming both volumes,

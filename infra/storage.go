@@ -21,6 +21,9 @@ const (
 	VolumeLabel = "loklak.org/dumps-volume"
 	// DataPath is loklak_server's data directory (the Dockerfile's VOLUME); dumps live in data/dump/.
 	DataPath = "/loklak_server/data"
+	// dataVolumeName is the pod's name for the claim's volume, mounted at DataPath; GKE's volume metrics
+	// carry it as volume_name.
+	dataVolumeName = "data"
 )
 
 // DumpVolume is the Kubernetes side of the dumps disk: a StorageClass, a statically provisioned

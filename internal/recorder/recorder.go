@@ -149,6 +149,9 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			bound["volumeName"] = resource.NewStringProperty(r.bindingFor(rec))
 			state["spec"] = resource.NewObjectProperty(bound)
 		}
+	case "gcp:monitoring/alertPolicy:AlertPolicy":
+		id = fmt.Sprintf("projects/%s/alertPolicies/1", rec.String("project")) // the API assigns the name
+		state["name"] = resource.NewStringProperty(id)
 	case "gcp:compute/address:Address":
 		state["address"] = resource.NewStringProperty(StaticAddressIP)
 	case "kubernetes:core/v1:Service":

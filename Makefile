@@ -42,7 +42,7 @@ toolchain:
 e2e:
 	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -timeout 40m -v ./e2e/
 
-## bench: program, build, preview and update timings beside their floors (prints a table; ~10 min)
+## bench: program, build, preview and update timings beside their floors (prints tables; ~14 min)
 bench:
 	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./bench $(BENCHFLAGS)
 

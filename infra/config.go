@@ -256,8 +256,8 @@ var (
 	clusterIDPattern = regexp.MustCompile(`^\S{1,253}$`)
 	// channelPattern is a notification channel's resource name, as alertPolicies.notificationChannels takes it.
 	channelPattern = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
-	hourPattern      = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
-	heapPattern      = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
+	hourPattern    = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
+	heapPattern    = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
 	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
 	imagePattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`)
 )

@@ -84,11 +84,8 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	project, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	values, err := l.config()
 	if err != nil {
-		return err
-	}
-	if err := checkConfig(project.Name.String(), values); err != nil {
 		return err
 	}
 	cp, err := l.controlPlane(ctx, values["zone"])
@@ -155,11 +152,8 @@ func preview(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	project, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	values, err := l.config()
 	if err != nil {
-		return err
-	}
-	if err := checkConfig(project.Name.String(), values); err != nil {
 		return err
 	}
 	stack, err := l.driver.Stack(ctx, stackName, values, map[string]string{"kubeconfig": cp.Kubeconfig})
@@ -168,6 +162,15 @@ func preview(ctx context.Context) error {
 	}
 	_, err = stack.Preview(ctx, optpreview.ProgressStreams(os.Stdout), optpreview.Diff())
 	return err
+}
+
+// config is Pulumi.local.yaml over Pulumi.yaml's defaults, checked before anything starts.
+func (l local) config() (stackconfig.Values, error) {
+	project, values, err := stackconfig.Load(l.driver.RepoDir, stackName)
+	if err != nil {
+		return nil, err
+	}
+	return values, checkConfig(project.Name.String(), values)
 }
 
 // checkConfig refuses a bad Pulumi.local.yaml before anything starts, a line per bad value as the

@@ -164,9 +164,9 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 // only once it is Bound, so in an update an unbound or misbound claim fails the update here, loudly.
 // A preview has no binding to check yet.
 func boundToVolume(ctx *pulumi.Context, claim *corev1.PersistentVolumeClaim, volume pulumi.StringOutput) pulumi.StringOutput {
-	return pulumi.All(claim.Metadata.Namespace().Elem(), claim.Metadata.Name().Elem(), claim.Spec.VolumeName(), volume).
+	return pulumi.All(claim.Metadata.Namespace().Elem(), claim.Metadata.Name().Elem(), claim.Spec.VolumeName().Elem(), volume).
 		ApplyT(func(v []any) (string, error) {
-			namespace, name, boundTo, want := v[0].(string), v[1].(string), derefString(v[2]), v[3].(string)
+			namespace, name, boundTo, want := v[0].(string), v[1].(string), v[2].(string), v[3].(string)
 			if boundTo == want || (boundTo == "" && ctx.DryRun()) {
 				return name, nil
 			}
@@ -176,12 +176,4 @@ func boundToVolume(ctx *pulumi.Context, claim *corev1.PersistentVolumeClaim, vol
 			return "", fmt.Errorf("PersistentVolumeClaim %s/%s is bound to PersistentVolume %s, not to %s, which holds the dumps; "+
 				"loklak is not started on it. See docs/recovery.md, \"A claim bound to another volume\"", namespace, name, boundTo, want)
 		}).(pulumi.StringOutput)
-}
-
-func derefString(v any) string {
-	if s, ok := v.(*string); ok && s != nil {
-		return *s
-	}
-	s, _ := v.(string)
-	return s
 }

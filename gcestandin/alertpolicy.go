@@ -33,8 +33,8 @@ func (alertPolicyKind) check(_ *Provider, _ string, _, news map[string]any, _ []
 			failures = append(failures, failure(key, "Missing required argument: %s is required", key))
 		}
 	}
-	failures = append(failures, oneOf(inputs, "combiner", alertCombiners)...)
-	failures = append(failures, oneOf(inputs, "severity", alertSeverities)...)
+	failures = append(failures, oneOf(inputs, "combiner", "combiner", alertCombiners)...)
+	failures = append(failures, oneOf(inputs, "severity", "severity", alertSeverities)...)
 	conditions, _ := inputs["conditions"].([]any)
 	for i, c := range conditions {
 		condition, _ := c.(map[string]any)
@@ -61,21 +61,20 @@ func (alertPolicyKind) check(_ *Provider, _ string, _, news map[string]any, _ []
 				failures = append(failures, failure(at("conditionThreshold."+key), "Missing required argument: %s is required", key))
 			}
 		}
-		for _, f := range oneOf(threshold, "comparison", alertComparisons) {
-			failures = append(failures, failure(at("conditionThreshold.comparison"), "%s", f.Reason))
-		}
+		failures = append(failures, oneOf(threshold, "comparison", at("conditionThreshold.comparison"), alertComparisons)...)
 	}
 	inputs[defaultsKey] = []any{}
 	return inputs, failures
 }
 
-// oneOf fails an enum property set to a value outside its list, as the provider's validation does.
-func oneOf(inputs map[string]any, key string, allowed []string) []plugin.CheckFailure {
+// oneOf fails inputs[key] set to a value outside its list, as the provider's validation does, naming the
+// property by its path from the resource (a key of a nested block has a longer one).
+func oneOf(inputs map[string]any, key, property string, allowed []string) []plugin.CheckFailure {
 	v, ok := inputs[key]
 	if !ok || v == nil || isUnknown(v) || slices.Contains(allowed, str(v)) {
 		return nil
 	}
-	return []plugin.CheckFailure{failure(key, "expected %s to be one of %q, got %s", key, allowed, str(v))}
+	return []plugin.CheckFailure{failure(property, "expected %s to be one of %q, got %s", key, allowed, str(v))}
 }
 
 // diff: project replaces the policy; every other field is patched in place (monitoring-rules.md).

@@ -175,13 +175,13 @@ func AttachControlPlane(ctx context.Context, tools Tools, dir string) (*ControlP
 		return nil, err
 	}
 	pids := strings.Fields(string(data))
+	if len(pids) == 0 {
+		return nil, ErrNotRunning
+	}
 	for _, p := range pids {
 		if pid, err := strconv.Atoi(p); err != nil || !alive(pid) {
 			return nil, fmt.Errorf("%w: process %s of %s is gone", ErrNotRunning, p, filepath.Join(dir, pidFile))
 		}
-	}
-	if len(pids) == 0 {
-		return nil, ErrNotRunning
 	}
 	cp := &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: true}
 	server, err := cp.Kubectl(ctx, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")

@@ -1,8 +1,6 @@
 package infra
 
 import (
-	"fmt"
-
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/monitoring"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -28,10 +26,8 @@ type VolumeAlertArgs struct {
 // stays more than the configured percent full. loklak stops writing dumps on a full disk and reports it
 // nowhere a person looks, so this is how anyone learns to grow diskSizeGb in time.
 func NewVolumeAlert(ctx *pulumi.Context, name string, args VolumeAlertArgs, opts ...pulumi.ResourceOption) (*monitoring.AlertPolicy, error) {
-	filter := args.Namespace.ApplyT(func(ns string) string {
-		return fmt.Sprintf(`resource.type = "k8s_pod" AND resource.labels.namespace_name = %q AND metric.type = %q AND metric.labels.volume_name = %q`,
-			ns, volumeUtilizationMetric, dataVolumeName)
-	}).(pulumi.StringOutput)
+	filter := pulumi.Sprintf(`resource.type = "k8s_pod" AND resource.labels.namespace_name = %q AND metric.type = %q AND metric.labels.volume_name = %q`,
+		args.Namespace, volumeUtilizationMetric, dataVolumeName)
 	channels := pulumi.StringArray{}
 	for _, ch := range args.Alert.Channels {
 		channels = append(channels, pulumi.String(ch))

@@ -350,13 +350,10 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	switch channels := p.optional("volumeAlertChannels"); {
 	case c.Alert.Enabled():
 		for _, ch := range strings.Split(channels, ",") {
-			if ch = strings.TrimSpace(ch); !channelPattern.MatchString(ch) {
-				p.fail("volumeAlertChannels", channels, "one or more Cloud Monitoring notification channels, comma-separated, each as projects/PROJECT/notificationChannels/ID (gcloud beta monitoring channels list --format='value(name)'); an alert nobody receives is not an alert")
-				c.Alert.Channels = nil
-				break
-			} else {
-				c.Alert.Channels = append(c.Alert.Channels, ch)
-			}
+			c.Alert.Channels = append(c.Alert.Channels, strings.TrimSpace(ch))
+		}
+		if slices.ContainsFunc(c.Alert.Channels, func(ch string) bool { return !channelPattern.MatchString(ch) }) {
+			p.fail("volumeAlertChannels", channels, "one or more Cloud Monitoring notification channels, comma-separated, each as projects/PROJECT/notificationChannels/ID (gcloud beta monitoring channels list --format='value(name)'); an alert nobody receives is not an alert")
 		}
 	case strings.TrimSpace(channels) != "":
 		p.fail("volumeAlertChannels", channels, "must be empty when volumeAlertPercent is 0 (no alert); set volumeAlertPercent to declare the alert")

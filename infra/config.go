@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +69,47 @@ type DiskConfig struct {
 	Protect bool
 	// RetainOnDelete keeps the disk in GCP when the stack deletes it (destroy, or protect turned off).
 	RetainOnDelete bool
+	// ReplicaZones, when set, are the two zones of a regional disk, replicated synchronously in both;
+	// empty for a zonal disk in the stack's zone.
+	ReplicaZones []string
+	// SourceSnapshot, when set, is the snapshot the disk is made from, as projects/P/global/snapshots/N.
+	SourceSnapshot string
+}
+
+// Regional reports whether the disk is a regional persistent disk.
+func (d DiskConfig) Regional() bool { return len(d.ReplicaZones) > 0 }
+
+// Restored reports whether the disk is made from a snapshot.
+func (d DiskConfig) Restored() bool { return d.SourceSnapshot != "" }
+
+// originTag sets the logical names of a disk made from a snapshot apart from those of the disk it
+// replaces: "" for a blank disk, "-" and a short hash of the snapshot otherwise. A restore is then a new
+// disk beside the old one, never a replacement of it in place.
+func (d DiskConfig) originTag() string {
+	if !d.Restored() {
+		return ""
+	}
+	return "-" + shortHash(d.SourceSnapshot)
+}
+
+// VolumeTag sets the Kubernetes objects of one disk (StorageClass, PersistentVolume, claim) apart from
+// those of another. A blank zonal disk has none: it keeps the names every stack had before regional disks
+// and restores (<namespace>-dump, dump). Any other disk gets "-" and a short hash of its handle and
+// snapshot: moving to another disk then creates its volume and claim beside the old ones, restarts
+// loklak onto them, and only then deletes the old ones, which nothing uses any more. Reusing the names
+// would mean replacing a PV and a claim that a running pod holds, which Kubernetes never lets finish.
+func (c Config) VolumeTag() string {
+	if !c.Disk.Regional() && !c.Disk.Restored() {
+		return ""
+	}
+	handle := DumpDiskArgs{Project: c.GCPProject, Zone: c.Zone, Region: c.Region, Disk: c.Disk}.handle()
+	return "-" + shortHash(handle+"@"+c.Disk.SourceSnapshot)
+}
+
+// shortHash is 8 hex digits of s's SHA-256: short enough for names, enough to tell a stack's disks apart.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
 }
 
 // snapshotPolicySuffix makes the snapshot schedule's name from the disk's.
@@ -200,6 +243,8 @@ var Keys = map[string]string{
 	"diskSizeGb":              "integer",
 	"diskType":                "string",
 	"diskLabels":              "array",
+	"diskReplicaZones":        "array",
+	"diskSourceSnapshot":      "string",
 	"diskProtect":             "boolean",
 	"diskRetainOnDelete":      "boolean",
 	"snapshotSchedule":        "string",
@@ -236,6 +281,9 @@ var Keys = map[string]string{
 const (
 	minDiskSizeGB = 10    // Compute Engine's smallest standard/balanced/SSD zonal disk
 	maxDiskSizeGB = 65536 // 64 TiB, Compute Engine's largest zonal PD
+	// minRegionalStandardGB is the smallest regional pd-standard disk; regional pd-balanced and pd-ssd
+	// start at minDiskSizeGB, like zonal ones.
+	minRegionalStandardGB = 200
 )
 
 var (
@@ -254,6 +302,8 @@ var (
 	labelKey         = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 	labelValue       = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 	clusterIDPattern = regexp.MustCompile(`^\S{1,253}$`)
+	// snapshotPattern is a snapshot's name, or its path as the Compute API spells it.
+	snapshotPattern = regexp.MustCompile(`^(?:projects/(([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9])/global/snapshots/)?([a-z]([-a-z0-9]{0,61}[a-z0-9])?)$`)
 	// channelPattern is a notification channel's resource name, as alertPolicies.notificationChannels takes it.
 	channelPattern = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
 	hourPattern    = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
@@ -289,6 +339,14 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Disk.SizeGB = p.intIn("diskSizeGb", minDiskSizeGB, maxDiskSizeGB, "GiB, Compute Engine's limits for a zonal persistent disk")
 	c.Disk.Type = p.oneOf("diskType", diskTypes)
 	c.Disk.Labels = p.labels("diskLabels")
+	c.Disk.ReplicaZones = p.replicaZones("diskReplicaZones", c.Region)
+	if c.Disk.Regional() && c.Disk.Type == "pd-standard" && c.Disk.SizeGB > 0 && c.Disk.SizeGB < minRegionalStandardGB {
+		p.fail("diskSizeGb", strconv.Itoa(c.Disk.SizeGB), fmt.Sprintf("must be at least %d for a regional pd-standard disk (diskReplicaZones is set): Compute Engine's smallest; pd-balanced and pd-ssd start at %d", minRegionalStandardGB, minDiskSizeGB))
+	}
+	c.Disk.SourceSnapshot = p.snapshot("diskSourceSnapshot", c.GCPProject)
+	if c.Disk.Restored() && c.Disk.Mode != "" && c.Disk.Mode != DiskCreate {
+		p.fail("diskMode", string(c.Disk.Mode), `must be "create" when diskSourceSnapshot is set: a disk made from a snapshot is a new disk`)
+	}
 	c.Disk.Protect = p.boolean("diskProtect")
 	c.Disk.RetainOnDelete = p.boolean("diskRetainOnDelete")
 
@@ -317,6 +375,9 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Kube.ClusterIdentifier = p.match("clusterIdentifier", clusterIDPattern, "a name for the cluster without spaces, such as gke_loklak-server_us-central1-a_web; change it only to move the stack to another cluster, which replaces every Kubernetes object")
 	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
 	c.Namespace.Create = p.boolean("createNamespace")
+	if n, volume := c.Namespace.Name, c.Namespace.Name+volumeSuffix+c.VolumeTag(); n != "" && len(volume) > 63 {
+		p.fail("namespace", n, fmt.Sprintf("must be at most %d characters with a regional or restored disk: it names the PersistentVolume %q, which a label value (at most 63) must hold", 63-len(volume)+len(n), volume))
+	}
 
 	c.Server.Image = p.image("image")
 	c.Server.Replicas = p.intIn("replicas", 0, 1, "pods; the dumps disk is ReadWriteOnce and attaches to one node, so more than one replica cannot mount it")
@@ -512,6 +573,51 @@ func (p *parser) labels(key string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// replicaZones reads the zones of a regional disk: none, or two distinct zones of region.
+func (p *parser) replicaZones(key, region string) []string {
+	allowed := fmt.Sprintf("empty for a zonal disk, or two distinct zones of the stack's region %q (the region of zone), such as [%q, %q]", region, region+"-a", region+"-b")
+	raw := p.optional(key)
+	if strings.TrimSpace(raw) == "" {
+		return nil
+	}
+	var zones []string
+	if err := json.Unmarshal([]byte(raw), &zones); err != nil {
+		p.fail(key, raw, "must be "+allowed)
+		return nil
+	}
+	if len(zones) == 0 {
+		return nil
+	}
+	ok := len(zones) == 2 && zones[0] != zones[1]
+	for _, z := range zones {
+		m := zonePattern.FindStringSubmatch(z)
+		ok = ok && m != nil && (region == "" || m[1] == region)
+	}
+	if !ok {
+		p.fail(key, raw, "must be "+allowed)
+		return nil
+	}
+	return zones
+}
+
+// snapshot reads an optional snapshot reference and returns it as projects/P/global/snapshots/N, a bare
+// name being one of project's snapshots.
+func (p *parser) snapshot(key, project string) string {
+	v := p.optional(key)
+	if v == "" {
+		return ""
+	}
+	m := snapshotPattern.FindStringSubmatch(v)
+	if m == nil {
+		p.fail(key, v, "must be a snapshot's name (1 to 63 lowercase letters, digits or hyphens, starting with a letter) or projects/PROJECT/global/snapshots/NAME, or empty")
+		return ""
+	}
+	if m[1] != "" {
+		project = m[1]
+	}
+	return fmt.Sprintf("projects/%s/global/snapshots/%s", project, m[3])
 }
 
 func (p *parser) quantity(key string) string {

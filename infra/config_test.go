@@ -3,6 +3,7 @@ package infra_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,6 +35,16 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"disk label", map[string]string{"diskLabels": `["Env=dev"]`}, "diskLabels", "Env=dev", `"key=value"`},
 		{"disk labels not a list", map[string]string{"diskLabels": `env=dev`}, "diskLabels", "env=dev", "a list"},
 		{"protect not boolean", map[string]string{"diskProtect": "yes"}, "diskProtect", "yes", "true or false"},
+		{"one replica zone", map[string]string{"diskReplicaZones": `["us-central1-a"]`, "diskSizeGb": "200"}, "diskReplicaZones", `["us-central1-a"]`, `two distinct zones of the stack's region "us-central1"`},
+		{"the same replica zone twice", map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-a"]`, "diskSizeGb": "200"}, "diskReplicaZones", `["us-central1-a","us-central1-a"]`, "two distinct zones"},
+		{"a replica zone of another region", map[string]string{"diskReplicaZones": `["us-central1-a","us-east1-b"]`, "diskSizeGb": "200"}, "diskReplicaZones", `["us-central1-a","us-east1-b"]`, `region "us-central1"`},
+		{"three replica zones", map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-b","us-central1-c"]`, "diskSizeGb": "200"}, "diskReplicaZones", `["us-central1-a","us-central1-b","us-central1-c"]`, "two distinct zones"},
+		{"replica zones not a list", map[string]string{"diskReplicaZones": `us-central1-a,us-central1-b`, "diskSizeGb": "200"}, "diskReplicaZones", `us-central1-a,us-central1-b`, "two distinct zones"},
+		{"regional pd-standard too small", map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-b"]`, "diskSizeGb": "199"}, "diskSizeGb", "199", "at least 200 for a regional pd-standard disk"},
+		{"snapshot reference", map[string]string{"diskSourceSnapshot": "projects/loklak-server/snapshots/s1"}, "diskSourceSnapshot", "projects/loklak-server/snapshots/s1", "projects/PROJECT/global/snapshots/NAME"},
+		{"snapshot name", map[string]string{"diskSourceSnapshot": "Snap_1"}, "diskSourceSnapshot", "Snap_1", "a snapshot's name"},
+		{"a snapshot into an adopted disk", map[string]string{"diskMode": "adopt", "diskSourceSnapshot": "s1"}, "diskMode", "adopt", `must be "create" when diskSourceSnapshot is set`},
+		{"a namespace too long for a restored disk's volume", map[string]string{"diskSourceSnapshot": "s1", "namespace": strings.Repeat("n", 50)}, "namespace", strings.Repeat("n", 50), "must be at most 49 characters with a regional or restored disk"},
 		{"schedule", map[string]string{"snapshotSchedule": "monthly"}, "snapshotSchedule", "monthly", "none, hourly, daily, weekly"},
 		{"snapshot start", map[string]string{"snapshotSchedule": "daily", "snapshotStartTime": "03:30"}, "snapshotStartTime", "03:30", "HH:00"},
 		{"snapshot retention", map[string]string{"snapshotSchedule": "daily", "snapshotRetentionDays": "0"}, "snapshotRetentionDays", "0", "from 1 to 3650"},
@@ -77,7 +88,7 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 				t.Fatalf("program accepted %v", tc.overrides)
 			}
 			msg := err.Error()
-			for _, part := range []string{"loklak-dumps:" + tc.key, `"` + tc.value + `"`, tc.allowed} {
+			for _, part := range []string{"loklak-dumps:" + tc.key, strconv.Quote(tc.value), tc.allowed} {
 				if !strings.Contains(msg, part) {
 					t.Errorf("error does not contain %q:\n%s", part, msg)
 				}
@@ -146,6 +157,13 @@ func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
 		{map[string]string{"image": "registry.example.com:5000/loklak/server:v1.2"}, tDeployment, "spec.template.spec.containers.0.image", "registry.example.com:5000/loklak/server:v1.2"},
 		{map[string]string{"javaHeap": "1000m", "memoryLimit": "1Gi"}, tDeployment, "spec.template.spec.containers.0.env.1.value", "1000m"},
 		{map[string]string{"gcpProject": "example.com:loklak-prod"}, tDisk, "project", "example.com:loklak-prod"},
+		{map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-f"]`, "diskSizeGb": "200"}, tRegionDisk, "size", float64(200)},
+		{map[string]string{"diskReplicaZones": `["us-central1-b","us-central1-c"]`, "diskType": "pd-balanced", "diskSizeGb": "10"}, tRegionDisk, "size", float64(10)},
+		{map[string]string{"diskReplicaZones": `[]`}, tDisk, "zone", "us-central1-a"},
+		{map[string]string{"diskSourceSnapshot": "projects/other-project/global/snapshots/s1"}, tDisk, "snapshot", "projects/other-project/global/snapshots/s1"},
+		{map[string]string{"diskSourceSnapshot": "s-" + strings.Repeat("x", 61)}, tDisk, "snapshot", "projects/loklak-server/global/snapshots/s-" + strings.Repeat("x", 61)},
+		{map[string]string{"diskSourceSnapshot": "s1", "namespace": strings.Repeat("n", 49)}, tPV, "metadata.name", strings.Repeat("n", 49) + "-dump" +
+			volumeTag("projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data", "projects/loklak-server/global/snapshots/s1")},
 	} {
 		rec, err := runStack(t, "dev", tc.overrides)
 		if err != nil {

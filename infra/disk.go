@@ -2,6 +2,8 @@ package infra
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -12,16 +14,20 @@ import (
 type DumpDisk struct {
 	pulumi.ResourceState
 
-	// Name, Zone and SizeGB come from the disk's outputs when the stack manages it, so everything
+	// Name, Zones and SizeGB come from the disk's outputs when the stack manages it, so everything
 	// downstream (the PV's handle, capacity and zone affinity) waits for the disk.
-	Name   pulumi.StringOutput
-	Zone   pulumi.StringOutput
+	Name pulumi.StringOutput
+	// Zones are where the disk can attach: its zone, or a regional disk's two replica zones.
+	Zones  pulumi.StringArrayOutput
 	SizeGB pulumi.IntOutput
 	Type   pulumi.StringOutput
-	// VolumeHandle is projects/P/zones/Z/disks/N, the PD CSI driver's volume ID.
+	// Regional says whether the disk is a regional persistent disk.
+	Regional bool
+	// VolumeHandle is projects/P/zones/Z/disks/N or projects/P/regions/R/disks/N: the PD CSI driver's
+	// volume ID, and the disk's ID in Pulumi.
 	VolumeHandle pulumi.StringOutput
-	// Disk is nil in external mode.
-	Disk *compute.Disk
+	// Disk is the managed disk (a *compute.Disk or *compute.RegionDisk); nil in external mode.
+	Disk pulumi.CustomResource
 	// SnapshotPolicy is nil when no schedule is configured.
 	SnapshotPolicy *compute.ResourcePolicy
 }
@@ -30,26 +36,37 @@ type DumpDisk struct {
 type DumpDiskArgs struct {
 	Project string
 	Zone    string
-	// Region is the zone's region, where the snapshot schedule lives.
+	// Region is the zone's region: a regional disk's, and the snapshot schedule's.
 	Region    string
 	Disk      DiskConfig
 	Snapshots SnapshotConfig
 }
 
+// handle is the disk's volume handle as config gives it.
+func (a DumpDiskArgs) handle() string {
+	if a.Disk.Regional() {
+		return regionalDiskHandle(a.Project, a.Region, a.Disk.Name)
+	}
+	return diskHandle(a.Project, a.Zone, a.Disk.Name)
+}
+
 // NewDumpDisk declares (or, in external mode, describes) the dumps disk.
 func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pulumi.ResourceOption) (*DumpDisk, error) {
-	d := &DumpDisk{}
+	d := &DumpDisk{Regional: cfg.Disk.Regional()}
 	if err := ctx.RegisterComponentResource("loklak-dumps:storage:DumpDisk", name, d, opts...); err != nil {
 		return nil, err
 	}
-	handle := diskHandle(cfg.Project, cfg.Zone, cfg.Disk.Name)
+	zones := []string{cfg.Zone}
+	if d.Regional {
+		zones = cfg.Disk.ReplicaZones
+	}
 
 	if !cfg.Disk.Mode.Managed() {
 		d.Name = pulumi.String(cfg.Disk.Name).ToStringOutput()
-		d.Zone = pulumi.String(cfg.Zone).ToStringOutput()
+		d.Zones = pulumi.ToStringArray(zones).ToStringArrayOutput()
 		d.SizeGB = pulumi.Int(cfg.Disk.SizeGB).ToIntOutput()
 		d.Type = pulumi.String(cfg.Disk.Type).ToStringOutput()
-		d.VolumeHandle = pulumi.String(handle).ToStringOutput()
+		d.VolumeHandle = pulumi.String(cfg.handle()).ToStringOutput()
 		return d, ctx.RegisterResourceOutputs(d, pulumi.Map{"volumeHandle": d.VolumeHandle})
 	}
 
@@ -64,35 +81,73 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 	if cfg.Disk.Mode == DiskAdopt {
 		// Adopt the existing disk by its ID instead of creating one. The engine ignores this option once
 		// the disk is in the state, so later updates never recreate it.
-		diskOpts = append(diskOpts, pulumi.Import(pulumi.ID(handle)))
+		diskOpts = append(diskOpts, pulumi.Import(pulumi.ID(cfg.handle())))
 	}
-	// The logical name never follows config: renaming the disk (diskName) must be a replacement, which protect
+	// The logical name never follows diskName: renaming the disk must be a replacement, which protect
 	// refuses before anything changes, not a new resource plus the deletion of the old one, which the engine
 	// would start creating before the protected delete fails. The alias carries stacks deployed when the
-	// logical name was the disk's name.
+	// logical name was the disk's name. It follows the snapshot the disk is made from, and only that: a
+	// restore is a new disk beside the old one, which leaves the stack (see docs/recovery.md).
+	logical := "dump-disk" + cfg.Disk.originTag()
 	diskOpts = append(diskOpts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Disk.Name)}}))
-	disk, err := compute.NewDisk(ctx, "dump-disk", &compute.DiskArgs{
-		Name:    pulumi.String(cfg.Disk.Name),
-		Project: pulumi.String(cfg.Project),
-		Zone:    pulumi.String(cfg.Zone),
-		Size:    pulumi.Int(cfg.Disk.SizeGB),
-		Type:    pulumi.String(cfg.Disk.Type),
-		Labels:  pulumi.ToStringMap(cfg.Disk.Labels),
-	}, diskOpts...)
-	if err != nil {
-		return nil, err
+	var snapshot pulumi.StringPtrInput
+	if cfg.Disk.Restored() {
+		snapshot = pulumi.String(cfg.Disk.SourceSnapshot)
+	}
+	var disk pulumi.CustomResource
+	var project pulumi.StringOutput
+	if d.Regional {
+		rd, err := compute.NewRegionDisk(ctx, logical, &compute.RegionDiskArgs{
+			Name:         pulumi.String(cfg.Disk.Name),
+			Project:      pulumi.String(cfg.Project),
+			Region:       pulumi.String(cfg.Region),
+			ReplicaZones: pulumi.ToStringArray(zones),
+			Size:         pulumi.Int(cfg.Disk.SizeGB),
+			Type:         pulumi.String(cfg.Disk.Type),
+			Labels:       pulumi.ToStringMap(cfg.Disk.Labels),
+			Snapshot:     snapshot,
+		}, diskOpts...)
+		if err != nil {
+			return nil, err
+		}
+		disk, project = rd, rd.Project
+		d.Name, d.SizeGB, d.Type = rd.Name, rd.Size, rd.Type.Elem()
+		// The provider reports replica zones as v1 URLs (rules §0); the PV's affinity wants their names.
+		d.Zones = rd.ReplicaZones.ApplyT(func(urls []string) []string {
+			names := make([]string, len(urls))
+			for i, u := range urls {
+				names[i] = u[strings.LastIndexByte(u, '/')+1:]
+			}
+			return names
+		}).(pulumi.StringArrayOutput)
+		d.VolumeHandle = pulumi.All(rd.Project, rd.Region, rd.Name).ApplyT(func(v []any) string {
+			return regionalDiskHandle(v[0].(string), v[1].(string), v[2].(string))
+		}).(pulumi.StringOutput)
+	} else {
+		zd, err := compute.NewDisk(ctx, logical, &compute.DiskArgs{
+			Name:     pulumi.String(cfg.Disk.Name),
+			Project:  pulumi.String(cfg.Project),
+			Zone:     pulumi.String(cfg.Zone),
+			Size:     pulumi.Int(cfg.Disk.SizeGB),
+			Type:     pulumi.String(cfg.Disk.Type),
+			Labels:   pulumi.ToStringMap(cfg.Disk.Labels),
+			Snapshot: snapshot,
+		}, diskOpts...)
+		if err != nil {
+			return nil, err
+		}
+		disk, project = zd, zd.Project
+		d.Name, d.SizeGB, d.Type = zd.Name, zd.Size, zd.Type.Elem()
+		d.Zones = pulumi.ToStringArrayOutput([]pulumi.StringOutput{zd.Zone})
+		d.VolumeHandle = pulumi.All(zd.Project, zd.Zone, zd.Name).ApplyT(func(v []any) string {
+			return diskHandle(v[0].(string), v[1].(string), v[2].(string))
+		}).(pulumi.StringOutput)
 	}
 	d.Disk = disk
-	d.Name = disk.Name
-	d.Zone = disk.Zone
-	d.SizeGB = disk.Size
-	d.Type = disk.Type.Elem()
-	d.VolumeHandle = pulumi.All(disk.Project, disk.Zone, disk.Name).ApplyT(func(v []any) string {
-		return diskHandle(v[0].(string), v[1].(string), v[2].(string))
-	}).(pulumi.StringOutput)
 
 	if cfg.Snapshots.Enabled() {
-		if d.SnapshotPolicy, err = newSnapshotSchedule(ctx, cfg, disk, pulumi.Parent(d)); err != nil {
+		var err error
+		if d.SnapshotPolicy, err = newSnapshotSchedule(ctx, cfg, disk, project, d.Name, pulumi.Parent(d)); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +159,7 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 
 // newSnapshotSchedule declares a snapshot schedule in the disk's region and attaches it to the disk.
 // The attachment is its own resource because the disk's resourcePolicies field cannot be updated in place.
-func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk *compute.Disk, parent pulumi.ResourceOption) (*compute.ResourcePolicy, error) {
+func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk pulumi.CustomResource, project, diskName pulumi.StringOutput, parent pulumi.ResourceOption) (*compute.ResourcePolicy, error) {
 	s := cfg.Snapshots
 	schedule := &compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs{}
 	switch s.Schedule {
@@ -139,14 +194,21 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk *compute.Di
 			Labels: pulumi.ToStringMap(cfg.Disk.Labels),
 		}
 	}
-	// Logical names that never follow config, as for the disk; aliases carry stacks that used policyName.
-	const logical = "snapshot-schedule"
+	// Logical names that follow config only as the disk's does; aliases carry stacks that used policyName.
+	logical := "snapshot-schedule" + cfg.Disk.originTag()
 	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(policyName)}})
+	// A disk the stack lets go but keeps in GCP (retainOnDelete: a destroy, or a restore onto a new disk)
+	// keeps its schedule: the engine then calls nothing on it, which also matters when its zone is down.
+	// Without retainOnDelete a delete goes as before: the attachment, the policy, then the disk.
+	withDisk := []pulumi.ResourceOption{parent, formerly}
+	if cfg.Disk.RetainOnDelete {
+		withDisk = append(withDisk, pulumi.DeletedWith(disk))
+	}
 	policy, err := compute.NewResourcePolicy(ctx, logical, &compute.ResourcePolicyArgs{
 		Name: pulumi.String(policyName),
 		// The disk's own project, from its outputs: the schedule is created only once the disk is there
 		// (an import that fails leaves nothing behind).
-		Project: disk.Project,
+		Project: project,
 		Region:  pulumi.String(cfg.Region),
 		SnapshotSchedulePolicy: &compute.ResourcePolicySnapshotSchedulePolicyArgs{
 			Schedule: schedule,
@@ -157,25 +219,40 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk *compute.Di
 			},
 			SnapshotProperties: properties,
 		},
-	}, parent, formerly,
+	}, slices.Concat(withDisk, []pulumi.ResourceOption{
 		// Every change replaces the policy instead of updating it: this provider's update is a PATCH that
 		// always carries guestFlush, which Compute Engine refuses whenever snapshotProperties is sent
 		// (hashicorp/terraform-provider-google#20499, fixed only in pulumi-gcp v8). Deleting first keeps
 		// the name, and the engine then deletes the attachment before the policy (Compute Engine refuses
 		// to delete an attached policy) and attaches the new one after: the disk never holds two.
-		pulumi.ReplaceOnChanges([]string{"*"}), pulumi.DeleteBeforeReplace(true))
+		pulumi.ReplaceOnChanges([]string{"*"}), pulumi.DeleteBeforeReplace(true)})...)
 	if err != nil {
 		return nil, err
 	}
 	// Every input of the attachment forces a replacement anyway; delete-before-replace keeps the disk at
-	// one schedule while it is swapped.
+	// one schedule while it is swapped. A regional disk takes the regional attachment type.
+	attachOpts := slices.Concat(withDisk, []pulumi.ResourceOption{pulumi.DeleteBeforeReplace(true)})
+	if cfg.Disk.Regional() {
+		_, err = compute.NewRegionDiskResourcePolicyAttachment(ctx, logical, &compute.RegionDiskResourcePolicyAttachmentArgs{
+			Disk:    diskName,
+			Name:    policy.Name,
+			Project: project,
+			Region:  pulumi.String(cfg.Region),
+		}, attachOpts...)
+		return policy, err
+	}
 	_, err = compute.NewDiskResourcePolicyAttachment(ctx, logical, &compute.DiskResourcePolicyAttachmentArgs{
-		Disk:    disk.Name,
+		Disk:    diskName,
 		Name:    policy.Name,
-		Project: disk.Project,
-		Zone:    disk.Zone,
-	}, parent, formerly, pulumi.DeleteBeforeReplace(true))
+		Project: project,
+		Zone:    pulumi.String(cfg.Zone),
+	}, attachOpts...)
 	return policy, err
+}
+
+// regionalDiskHandle is a regional disk's ID, as the PD CSI driver and the GCP provider spell it.
+func regionalDiskHandle(project, region, name string) string {
+	return fmt.Sprintf("projects/%s/regions/%s/disks/%s", project, region, name)
 }
 
 // diskHandle is a zonal disk's ID as the PD CSI driver (volumeHandle), the GCP provider (ID) and Pulumi's

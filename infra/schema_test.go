@@ -79,6 +79,8 @@ func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
 		"diskType":                {nil, map[string]string{"diskType": "pd-ssd"}},
 		"diskLabels":              {nil, map[string]string{"diskLabels": `["app=other"]`}},
 		"diskProtect":             {nil, map[string]string{"diskProtect": "false"}},
+		"diskReplicaZones":        {map[string]string{"diskSizeGb": "200"}, map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-b"]`}},
+		"diskSourceSnapshot":      {nil, map[string]string{"diskSourceSnapshot": "s1"}},
 		"diskRetainOnDelete":      {nil, map[string]string{"diskRetainOnDelete": "false"}},
 		"snapshotSchedule":        {nil, daily},
 		"snapshotStartTime":       {daily, map[string]string{"snapshotStartTime": "05:00"}},

@@ -96,9 +96,10 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 	}
 
 	volume, err := NewDumpVolume(ctx, "dump-volume", DumpVolumeArgs{
-		Disk:      disk,
-		Namespace: namespace,
-		Name:      cfg.Namespace.Name + "-dump",
+		Disk:        disk,
+		Namespace:   namespace,
+		Environment: cfg.Namespace.Name,
+		Tag:         cfg.VolumeTag(),
 	}, pulumi.Providers(k8s))
 	if err != nil {
 		return nil, err
@@ -135,6 +136,8 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 	}
 	if disk.Disk != nil {
 		outputs["diskId"] = disk.Disk.ID().ToStringOutput()
+		// What `pulumi state unprotect` takes when a restore lets this disk leave the stack.
+		outputs["diskUrn"] = disk.Disk.URN().ToStringOutput()
 	}
 	if cfg.Alert.Enabled() {
 		alert, err := NewVolumeAlert(ctx, "volume-alert", VolumeAlertArgs{Project: cfg.GCPProject, Namespace: namespace, Alert: cfg.Alert})

@@ -1,6 +1,8 @@
 package infra_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,6 +18,8 @@ const project = "loklak-dumps"
 // Resource type tokens, as the engine sees them.
 const (
 	tDisk          = "gcp:compute/disk:Disk"
+	tRegionDisk    = "gcp:compute/regionDisk:RegionDisk"
+	tRegionAttach  = "gcp:compute/regionDiskResourcePolicyAttachment:RegionDiskResourcePolicyAttachment"
 	tPolicy        = "gcp:compute/resourcePolicy:ResourcePolicy"
 	tAttachment    = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
 	tK8sProvider   = "pulumi:providers:kubernetes"
@@ -253,6 +257,7 @@ func TestDevStack(t *testing.T) {
 		wantDeep(t, "outputs", rec.Outputs, map[string]any{
 			"diskName":                  "loklak-dev-data",
 			"diskId":                    handle,
+			"diskUrn":                   "urn:pulumi:dev::loklak-dumps::loklak-dumps:storage:DumpDisk$gcp:compute/disk:Disk::dump-disk",
 			"volumeHandle":              handle,
 			"storageClassName":          "loklak-dev-dump",
 			"persistentVolumeName":      "loklak-dev-dump",
@@ -584,4 +589,99 @@ func TestScheduleDetailsReachThePolicy(t *testing.T) {
 	want(t, "attachment project", a.String("project"), "another-project")
 	want(t, "attachment zone", a.String("zone"), "us-central1-a")
 	want(t, "policy project", p.String("project"), "another-project")
+}
+
+// A regional disk: the RegionDisk in the stack's region with its two replica zones, the regional
+// attachment for its schedule, and a Kubernetes side that says so (the StorageClass's replication type,
+// the PV's regional handle, an affinity for both zones) under names of its own.
+func TestRegionalDisk(t *testing.T) {
+	rec := mustRun(t, "prod", map[string]string{
+		"diskMode": "create", "diskName": "data-dump-regional", "diskSizeGb": "200",
+		"diskReplicaZones": `["us-central1-a","us-central1-f"]`,
+	})
+	want(t, "zonal disks", len(rec.OfType(tDisk)), 0)
+	d := rec.One(t, tRegionDisk)
+	want(t, "name", d.String("name"), "data-dump-regional")
+	want(t, "region", d.String("region"), "us-central1")
+	wantDeep(t, "replicaZones", d.Get("replicaZones"), any([]any{"us-central1-a", "us-central1-f"}))
+	want(t, "size", d.Get("size"), any(float64(200)))
+	want(t, "protect", d.Protect, true)
+	want(t, "retainOnDelete", d.RetainOnDelete, true)
+	want(t, "logical name", d.Name, "dump-disk")
+
+	want(t, "zonal attachments", len(rec.OfType(tAttachment)), 0)
+	a := rec.One(t, tRegionAttach)
+	want(t, "attached disk", a.String("disk"), "data-dump-regional")
+	want(t, "attached policy", a.String("name"), "data-dump-regional-snapshots")
+	want(t, "attachment region", a.String("region"), "us-central1")
+	wantDependsOn(t, a, tRegionDisk, "dump-disk")
+	want(t, "attachment deleted with the retained disk", a.DeletedWith, tRegionDisk+"::dump-disk")
+	want(t, "policy deleted with the retained disk", rec.One(t, tPolicy).DeletedWith, tRegionDisk+"::dump-disk")
+
+	// The tag is a short hash of the disk's handle and snapshot, so another disk never shares the names.
+	tag := volumeTag("projects/loklak-server/regions/us-central1/disks/data-dump-regional", "")
+	sc := rec.One(t, tStorageClass)
+	want(t, "storage class", sc.String("metadata.name"), "web-dump"+tag)
+	want(t, "replication-type", sc.String("parameters.replication-type"), "regional-pd")
+	pv := rec.One(t, tPV)
+	want(t, "volume", pv.String("metadata.name"), "web-dump"+tag)
+	labels, _ := pv.Get("metadata.labels").(map[string]any)
+	want(t, "volume label", labels[infra.VolumeLabel], any("web-dump"+tag))
+	want(t, "volumeHandle", pv.String("spec.csi.volumeHandle"), "projects/loklak-server/regions/us-central1/disks/data-dump-regional")
+	wantDeep(t, "affinity zones (names, not the provider's URLs)", pv.Get("spec.nodeAffinity.required.nodeSelectorTerms.0.matchExpressions.0.values"),
+		any([]any{"us-central1-a", "us-central1-f"}))
+	want(t, "claimRef", pv.String("spec.claimRef.name"), "dump"+tag)
+	pvc := rec.One(t, tPVC)
+	want(t, "claim", pvc.String("metadata.name"), "dump"+tag)
+	want(t, "claim's logical name", pvc.Name, "dump"+tag)
+	want(t, "mounted claim", rec.One(t, tDeployment).String("spec.template.spec.volumes.0.persistentVolumeClaim.claimName"), "dump"+tag)
+	want(t, "diskId output", rec.Outputs["diskId"], any("projects/loklak-server/regions/us-central1/disks/data-dump-regional"))
+}
+
+// A disk made from a snapshot is a new resource beside the disk it replaces, never that disk replaced in
+// place: its logical names and its Kubernetes objects' names follow the snapshot. The disk the stack lets
+// go keeps its schedule (deleted with it, so nothing is called on it) only when it is retained.
+func TestRestoredDisk(t *testing.T) {
+	base := mustRun(t, "prod", nil)
+	restore := map[string]string{"diskMode": "create", "diskName": "data-dump-disk-b", "zone": "us-central1-b", "diskSourceSnapshot": "data-dump-disk-20261130"}
+	rec := mustRun(t, "prod", restore)
+	d := rec.One(t, tDisk)
+	want(t, "snapshot", d.String("snapshot"), "projects/loklak-server/global/snapshots/data-dump-disk-20261130")
+	want(t, "zone", d.String("zone"), "us-central1-b")
+	want(t, "import ID", d.ImportID, "")
+	if old := base.One(t, tDisk).Name; d.Name == old || !strings.HasPrefix(d.Name, old+"-") {
+		t.Errorf("logical name %q, want the blank disk's %q and a tag", d.Name, old)
+	}
+	want(t, "protect", d.Protect, true)
+	if p, a := rec.One(t, tPolicy), rec.One(t, tAttachment); p.Name == base.One(t, tPolicy).Name || a.Name == base.One(t, tAttachment).Name {
+		t.Errorf("schedule logical names %q, %q are the old disk's", p.Name, a.Name)
+	}
+	want(t, "new schedule", rec.One(t, tPolicy).String("name"), "data-dump-disk-b-snapshots")
+	for _, typ := range []string{tStorageClass, tPV, tPVC} {
+		if got, old := rec.One(t, typ).String("metadata.name"), base.One(t, typ).String("metadata.name"); got == old || !strings.HasPrefix(got, old+"-") {
+			t.Errorf("%s name %q, want the old name %q and a tag", typ, got, old)
+		}
+	}
+	want(t, "mounted claim", rec.One(t, tDeployment).String("spec.template.spec.volumes.0.persistentVolumeClaim.claimName"), rec.One(t, tPVC).String("metadata.name"))
+	want(t, "volumeHandle", rec.One(t, tPV).String("spec.csi.volumeHandle"), "projects/loklak-server/zones/us-central1-b/disks/data-dump-disk-b")
+	want(t, "claim", rec.One(t, tPVC).String("metadata.name"), "dump"+volumeTag("projects/loklak-server/zones/us-central1-b/disks/data-dump-disk-b", "projects/loklak-server/global/snapshots/data-dump-disk-20261130"))
+
+	// Another snapshot, another disk: names of its own again.
+	again := mustRun(t, "prod", map[string]string{"diskMode": "create", "diskName": "data-dump-disk-c", "zone": "us-central1-b", "diskSourceSnapshot": "data-dump-disk-b-20261201"})
+	if again.One(t, tDisk).Name == d.Name || again.One(t, tPV).String("metadata.name") == rec.One(t, tPV).String("metadata.name") {
+		t.Error("a second restore reuses the first one's names")
+	}
+	// A rename alone is not a restore: the same resources, which protect guards.
+	renamed := mustRun(t, "prod", map[string]string{"diskMode": "create", "diskName": "data-dump-disk-x", "zone": "us-central1-b", "diskSourceSnapshot": "data-dump-disk-20261130"})
+	want(t, "logical name after renaming a restored disk", renamed.One(t, tDisk).Name, d.Name)
+
+	notRetained := mustRun(t, "dev", map[string]string{"snapshotSchedule": "daily", "diskRetainOnDelete": "false"})
+	want(t, "attachment of a disk really deleted", notRetained.One(t, tAttachment).DeletedWith, "")
+	want(t, "policy of a disk really deleted", notRetained.One(t, tPolicy).DeletedWith, "")
+}
+
+// volumeTag is what the Kubernetes objects of a regional or restored disk carry in their names.
+func volumeTag(handle, snapshot string) string {
+	sum := sha256.Sum256([]byte(handle + "@" + snapshot))
+	return "-" + hex.EncodeToString(sum[:4])
 }

@@ -14,8 +14,11 @@ const (
 	CSIDriver = "pd.csi.storage.gke.io"
 	// ZoneTopologyKey is the only topology key the PD CSI driver reports on nodes.
 	ZoneTopologyKey = "topology.gke.io/zone"
-	// ClaimName is the PVC's name, as in the 2017 setup.
+	// ClaimName is the PVC's name, as in the 2017 setup (followed by the volume tag of a regional or
+	// restored disk, see Config.VolumeTag).
 	ClaimName = "dump"
+	// volumeSuffix follows the namespace in the names of the StorageClass and the PV.
+	volumeSuffix = "-dump"
 	// VolumeLabel marks the dumps PV; the claim selects on it, which keeps every other volume out of its
 	// reach and forbids provisioning one for it.
 	VolumeLabel = "loklak.org/dumps-volume"
@@ -43,8 +46,10 @@ type DumpVolume struct {
 type DumpVolumeArgs struct {
 	Disk      *DumpDisk
 	Namespace pulumi.StringOutput
-	// Name is the cluster-wide name of the StorageClass and the PV: one per environment.
-	Name string
+	// Environment names the cluster-wide StorageClass and PV (<environment>-dump): one per environment.
+	Environment string
+	// Tag follows every name, logical names included: one disk's objects are never another's.
+	Tag string
 }
 
 // NewDumpVolume declares StorageClass -> PersistentVolume -> PersistentVolumeClaim for the dumps disk.
@@ -54,19 +59,25 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 	parent := pulumi.Parent(v)
-	// Logical names never follow config (the namespace names these objects); the alias carries stacks
-	// deployed when they did.
-	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(args.Name)}})
+	name, claimName, logical := args.Environment+volumeSuffix+args.Tag, ClaimName+args.Tag, "dump"+args.Tag
+	// Logical names follow only the disk (the tag), never the namespace that names these objects; the
+	// alias carries stacks deployed when they did.
+	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name)}})
 	disk := args.Disk
 	capacity := pulumi.Sprintf("%dGi", disk.SizeGB)
 	labels := pulumi.StringMap{"app.kubernetes.io/part-of": pulumi.String("loklak-dumps")}
 
 	// Retain: deleting a claim or a volume never deletes the disk. The class's type follows the disk's,
 	// which also orders the class after the disk.
-	sc, err := storagev1.NewStorageClass(ctx, "dump", &storagev1.StorageClassArgs{
-		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: labels},
+	parameters := pulumi.StringMap{"type": disk.Type}
+	if disk.Regional {
+		// The PD CSI driver's own word for a disk replicated in two zones.
+		parameters["replication-type"] = pulumi.String("regional-pd")
+	}
+	sc, err := storagev1.NewStorageClass(ctx, logical, &storagev1.StorageClassArgs{
+		Metadata:             &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels},
 		Provisioner:          pulumi.String(CSIDriver),
-		Parameters:           pulumi.StringMap{"type": disk.Type},
+		Parameters:           parameters,
 		ReclaimPolicy:        pulumi.String("Retain"),
 		AllowVolumeExpansion: pulumi.Bool(true),
 		// Immediate, not WaitForFirstConsumer: the PV is static and pre-bound, and its node affinity already
@@ -80,12 +91,12 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 
-	volumeLabels := pulumi.StringMap{VolumeLabel: pulumi.String(args.Name)}
+	volumeLabels := pulumi.StringMap{VolumeLabel: pulumi.String(name)}
 	for k, v := range labels {
 		volumeLabels[k] = v
 	}
-	pv, err := corev1.NewPersistentVolume(ctx, "dump", &corev1.PersistentVolumeArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(args.Name), Labels: volumeLabels},
+	pv, err := corev1.NewPersistentVolume(ctx, logical, &corev1.PersistentVolumeArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: volumeLabels},
 		Spec: &corev1.PersistentVolumeSpecArgs{
 			Capacity:                      pulumi.StringMap{"storage": capacity},
 			AccessModes:                   pulumi.StringArray{pulumi.String("ReadWriteOnce")},
@@ -96,14 +107,15 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 				VolumeHandle: disk.VolumeHandle,
 				FsType:       pulumi.String("ext4"),
 			},
-			// A zonal disk attaches only to nodes in its zone; this keeps the pod there.
+			// A disk attaches only to nodes in its zone (or, regional, in its two zones); this keeps the pod
+			// there.
 			NodeAffinity: &corev1.VolumeNodeAffinityArgs{
 				Required: &corev1.NodeSelectorArgs{
 					NodeSelectorTerms: corev1.NodeSelectorTermArray{&corev1.NodeSelectorTermArgs{
 						MatchExpressions: corev1.NodeSelectorRequirementArray{&corev1.NodeSelectorRequirementArgs{
 							Key:      pulumi.String(ZoneTopologyKey),
 							Operator: pulumi.String("In"),
-							Values:   pulumi.StringArray{disk.Zone},
+							Values:   disk.Zones,
 						}},
 					}},
 				},
@@ -111,7 +123,7 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 			// Reserve the volume for our claim, so no other claim can take the dumps.
 			ClaimRef: &corev1.ObjectReferenceArgs{
 				Namespace: args.Namespace,
-				Name:      pulumi.String(ClaimName),
+				Name:      pulumi.String(claimName),
 			},
 		},
 	}, parent, formerly)
@@ -131,8 +143,8 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 	//   - boundToVolume fails the update if the claim still ends up bound elsewhere.
 	// Stacks created when the claim named its volume keep that input and go without the selector: both
 	// fields are immutable on a claim, and changing either would replace it.
-	pvc, err := corev1.NewPersistentVolumeClaim(ctx, ClaimName, &corev1.PersistentVolumeClaimArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ClaimName), Namespace: args.Namespace, Labels: labels},
+	pvc, err := corev1.NewPersistentVolumeClaim(ctx, ClaimName+args.Tag, &corev1.PersistentVolumeClaimArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(claimName), Namespace: args.Namespace, Labels: labels},
 		Spec: &corev1.PersistentVolumeClaimSpecArgs{
 			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
 			StorageClassName: pv.Spec.StorageClassName(),

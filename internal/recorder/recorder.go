@@ -49,6 +49,8 @@ type Resource struct {
 	Aliases []string
 	// DependsOn holds the "type::name" of every resource this one depends on through its inputs.
 	DependsOn []string
+	// DeletedWith is the "type::name" of the resource whose deletion takes this one along, or "".
+	DeletedWith string
 }
 
 // Key is "type::name", the form DependsOn uses.
@@ -121,6 +123,9 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.DependsOn = append(rec.DependsOn, string(u.Type())+"::"+u.Name())
 		}
 		slices.Sort(rec.DependsOn)
+		if with := resource.URN(rpc.GetDeletedWith()); with != "" {
+			rec.DeletedWith = string(with.Type()) + "::" + with.Name()
+		}
 		rec.ReplaceOnChanges = rpc.GetReplaceOnChanges()
 		rec.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
 		rec.IgnoreChanges = rpc.GetIgnoreChanges()
@@ -143,6 +148,16 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	switch args.TypeToken {
 	case "gcp:compute/disk:Disk":
 		id = fmt.Sprintf("projects/%s/zones/%s/disks/%s", rec.String("project"), rec.String("zone"), rec.String("name"))
+	case "gcp:compute/regionDisk:RegionDisk":
+		id = fmt.Sprintf("projects/%s/regions/%s/disks/%s", rec.String("project"), rec.String("region"), rec.String("name"))
+		// The provider reports replica zones as v1 URLs, not as the names it was given.
+		if zones := state["replicaZones"]; zones.IsArray() {
+			urls := make([]resource.PropertyValue, len(zones.ArrayValue()))
+			for i, z := range zones.ArrayValue() {
+				urls[i] = resource.NewStringProperty(fmt.Sprintf("https://www.googleapis.com/compute/v1/projects/%s/zones/%s", rec.String("project"), z.StringValue()))
+			}
+			state["replicaZones"] = resource.NewArrayProperty(urls)
+		}
 	case "kubernetes:core/v1:PersistentVolumeClaim":
 		if spec := state["spec"]; spec.IsObject() {
 			bound := spec.ObjectValue().Copy()

@@ -4,10 +4,11 @@
 //
 // It has two halves, kept apart the way the real pieces are:
 //
-//   - Compute (this file) simulates a Compute Engine project kept in files under one directory: disks and
-//     resource policies as JSON documents shaped like the Compute API's, with the checks the API itself makes
-//     (name syntax, size limits, a policy in use cannot be deleted, a shrinking resize is refused, the
-//     snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
+//   - Compute (this file) simulates a Compute Engine project kept in files under one directory: zonal and
+//     regional disks, snapshots, resource policies and addresses as JSON documents shaped like the Compute
+//     API's, with the checks the API itself makes (name syntax, size limits by type and replication, replica
+//     zones in the disk's region, a disk no smaller than its snapshot, a policy in use cannot be deleted, a
+//     shrinking resize is refused, the snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
 //     it after a destroy. Every call is appended to calls.log.
 //   - Provider (provider.go and one file per type) is a Pulumi resource provider that the engine loads as
 //     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
@@ -41,12 +42,16 @@ const DirEnv = "LOKLAK_GCE_STANDIN_DIR"
 // APIBase is the prefix of the v1 self links the provider reports (rules §0, URL normalization).
 const APIBase = "https://www.googleapis.com/compute/v1/"
 
-// Disk is a zonal persistent disk as the Compute API describes it.
+// Disk is a persistent disk as the Compute API describes it: zonal (Zone set) or regional (Region and
+// ReplicaZones set).
 type Disk struct {
-	ID                     string            `json:"id"`
-	Name                   string            `json:"name"`
-	Project                string            `json:"project"`
-	Zone                   string            `json:"zone"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Zone    string `json:"zone,omitempty"`
+	Region  string `json:"region,omitempty"`
+	// ReplicaZones are a regional disk's two zones, as v1 URLs.
+	ReplicaZones           []string          `json:"replicaZones,omitempty"`
 	SizeGB                 int               `json:"sizeGb"`
 	Type                   string            `json:"type"`
 	Description            string            `json:"description,omitempty"`
@@ -58,11 +63,49 @@ type Disk struct {
 	Users []string `json:"users,omitempty"`
 	// ResourcePolicies are the attached policies, as v1 URLs.
 	ResourcePolicies []string `json:"resourcePolicies,omitempty"`
-	SourceSnapshot   string   `json:"sourceSnapshot,omitempty"`
+	// SourceSnapshot is the v1 URL of the snapshot the disk was made from, and SourceSnapshotID its ID.
+	SourceSnapshot   string `json:"sourceSnapshot,omitempty"`
+	SourceSnapshotID string `json:"sourceSnapshotId,omitempty"`
+}
+
+// Regional reports whether d is a regional disk.
+func (d Disk) Regional() bool { return d.Region != "" }
+
+// Path is the disk's ID: projects/P/zones/Z/disks/N, or projects/P/regions/R/disks/N for a regional disk.
+func (d Disk) Path() string {
+	if d.Regional() {
+		return RegionDiskPath(d.Project, d.Region, d.Name)
+	}
+	return DiskPath(d.Project, d.Zone, d.Name)
+}
+
+// region is where the disk's resource policies must be.
+func (d Disk) region() string {
+	if d.Regional() {
+		return d.Region
+	}
+	return RegionOf(d.Zone)
 }
 
 // SelfLink is the disk's v1 URL.
-func (d Disk) SelfLink() string { return APIBase + DiskPath(d.Project, d.Zone, d.Name) }
+func (d Disk) SelfLink() string { return APIBase + d.Path() }
+
+// Snapshot is a global snapshot of a disk.
+type Snapshot struct {
+	ID                string            `json:"id"`
+	Name              string            `json:"name"`
+	Project           string            `json:"project"`
+	SourceDisk        string            `json:"sourceDisk"` // v1 URL
+	SourceDiskID      string            `json:"sourceDiskId"`
+	DiskSizeGB        int               `json:"diskSizeGb"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	CreationTimestamp string            `json:"creationTimestamp"`
+}
+
+// SnapshotPath is projects/P/global/snapshots/N.
+func SnapshotPath(project, name string) string {
+	return fmt.Sprintf("projects/%s/global/snapshots/%s", project, name)
+}
 
 // ResourcePolicy is a regional resource policy (only snapshot schedules are simulated).
 type ResourcePolicy struct {
@@ -109,6 +152,11 @@ func DiskPath(project, zone, name string) string {
 	return fmt.Sprintf("projects/%s/zones/%s/disks/%s", project, zone, name)
 }
 
+// RegionDiskPath is projects/P/regions/R/disks/N: a regional disk's Pulumi ID and PD CSI volume handle.
+func RegionDiskPath(project, region, name string) string {
+	return fmt.Sprintf("projects/%s/regions/%s/disks/%s", project, region, name)
+}
+
 // PolicyPath is projects/P/regions/R/resourcePolicies/N.
 func PolicyPath(project, region, name string) string {
 	return fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/%s", project, region, name)
@@ -147,12 +195,18 @@ func notFound(kind, path string) error {
 const (
 	MinZonalDiskGB = 10
 	MaxZonalDiskGB = 65536
+	// MinRegionalStandardGB is the smallest regional pd-standard disk; regional pd-balanced and pd-ssd
+	// start at MinZonalDiskGB, and every regional disk ends at MaxZonalDiskGB.
+	MinRegionalStandardGB = 200
 )
 
 // nameRE is Compute Engine's resource name syntax (RFC 1035 label, at most 63 characters).
 var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-var zonalDiskTypes = []string{"pd-standard", "pd-balanced", "pd-ssd", "pd-extreme"}
+var (
+	zonalDiskTypes    = []string{"pd-standard", "pd-balanced", "pd-ssd", "pd-extreme"}
+	regionalDiskTypes = []string{"pd-standard", "pd-balanced", "pd-ssd"}
+)
 
 // Compute is a simulated Compute Engine: every project, zone and region under one directory.
 type Compute struct {
@@ -275,30 +329,59 @@ func invalid(format string, args ...any) error {
 
 // ---- disks --------------------------------------------------------------------------------------------------
 
-// InsertDisk creates a blank (or snapshot-sourced) disk, with the API's own checks.
+// InsertDisk creates a disk, blank or from a snapshot, zonal or (with Region set) regional, with the API's
+// own checks.
 func (c *Compute) InsertDisk(d Disk) (Disk, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	path := DiskPath(d.Project, d.Zone, d.Name)
-	if err := c.record("POST", fmt.Sprintf("projects/%s/zones/%s/disks", d.Project, d.Zone), map[string]any{
-		"name": d.Name, "sizeGb": d.SizeGB, "type": d.Type, "labels": d.Labels, "sourceSnapshot": d.SourceSnapshot,
-	}); err != nil {
+	collection := fmt.Sprintf("projects/%s/zones/%s/disks", d.Project, d.Zone)
+	types, minGB := zonalDiskTypes, MinZonalDiskGB
+	if d.Regional() {
+		collection = fmt.Sprintf("projects/%s/regions/%s/disks", d.Project, d.Region)
+		types = regionalDiskTypes
+		if d.Type == "pd-standard" {
+			minGB = MinRegionalStandardGB
+		}
+	}
+	body := map[string]any{"name": d.Name, "sizeGb": d.SizeGB, "type": d.Type, "labels": d.Labels, "sourceSnapshot": d.SourceSnapshot}
+	if d.Regional() {
+		body["replicaZones"] = d.ReplicaZones
+	}
+	if err := c.record("POST", collection, body); err != nil {
 		return Disk{}, err
 	}
 	if !nameRE.MatchString(d.Name) {
 		return Disk{}, invalid("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", d.Name)
 	}
-	if !slices.Contains(zonalDiskTypes, d.Type) {
-		return Disk{}, notFound("diskType", fmt.Sprintf("projects/%s/zones/%s/diskTypes/%s", d.Project, d.Zone, d.Type))
+	if !slices.Contains(types, d.Type) {
+		return Disk{}, notFound("diskType", strings.TrimSuffix(collection, "/disks")+"/diskTypes/"+d.Type)
 	}
-	if d.SizeGB == 0 && d.SourceSnapshot == "" {
-		d.SizeGB = MinZonalDiskGB // a blank disk without a size gets the type's default
+	if d.Regional() {
+		if err := checkReplicaZones(d); err != nil {
+			return Disk{}, err
+		}
 	}
-	if d.SizeGB < MinZonalDiskGB || d.SizeGB > MaxZonalDiskGB {
-		return Disk{}, invalid("Disk size %d GB is outside the range %d GB to %d GB for disk type %s", d.SizeGB, MinZonalDiskGB, MaxZonalDiskGB, d.Type)
+	if d.SourceSnapshot != "" {
+		snap, err := load[Snapshot](c, "snapshot", strings.TrimPrefix(d.SourceSnapshot, APIBase))
+		if err != nil {
+			return Disk{}, err
+		}
+		if d.SizeGB == 0 {
+			d.SizeGB = snap.DiskSizeGB // a disk from a snapshot without a size gets the snapshot's
+		}
+		if d.SizeGB < snap.DiskSizeGB {
+			return Disk{}, invalid("Requested disk size %d GB is smaller than the snapshot's %d GB", d.SizeGB, snap.DiskSizeGB)
+		}
+		d.SourceSnapshot, d.SourceSnapshotID = APIBase+SnapshotPath(snap.Project, snap.Name), snap.ID
 	}
-	if c.exists(path) {
-		return Disk{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", path)}
+	if d.SizeGB == 0 {
+		d.SizeGB = minGB // a blank disk without a size gets the type's default
+	}
+	if d.SizeGB < minGB || d.SizeGB > MaxZonalDiskGB {
+		return Disk{}, invalid("Disk size %d GB is outside the range %d GB to %d GB for disk type %s", d.SizeGB, minGB, MaxZonalDiskGB, d.Type)
+	}
+	if c.exists(d.Path()) {
+		return Disk{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", d.Path())}
 	}
 	d.ID = c.newID()
 	d.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
@@ -306,7 +389,20 @@ func (c *Compute) InsertDisk(d Disk) (Disk, error) {
 		d.PhysicalBlockSizeBytes = 4096
 	}
 	d.LabelFingerprint = fingerprint(d.Labels)
-	return d, c.store(path, d)
+	return d, c.store(d.Path(), d)
+}
+
+// checkReplicaZones is the API's check of a regional disk's zones: two distinct zones of its region.
+func checkReplicaZones(d Disk) error {
+	if len(d.ReplicaZones) != 2 || lastSegment(d.ReplicaZones[0]) == lastSegment(d.ReplicaZones[1]) {
+		return invalid("Invalid value for field 'resource.replicaZones': %v. A regional disk needs exactly two distinct replica zones", d.ReplicaZones)
+	}
+	for _, z := range d.ReplicaZones {
+		if RegionOf(lastSegment(z)) != d.Region {
+			return invalid("Invalid value for field 'resource.replicaZones': '%s'. Replica zones must be in the disk's region %s", z, d.Region)
+		}
+	}
+	return nil
 }
 
 // PutDisk stores a disk as it is, without an API call: how a test sets up what existed before (the 2017
@@ -324,52 +420,48 @@ func (c *Compute) PutDisk(d Disk) (Disk, error) {
 		d.PhysicalBlockSizeBytes = 4096
 	}
 	d.LabelFingerprint = fingerprint(d.Labels)
-	return d, c.store(DiskPath(d.Project, d.Zone, d.Name), d)
+	return d, c.store(d.Path(), d)
 }
 
-// GetDisk returns a disk, or a 404 APIError.
-func (c *Compute) GetDisk(project, zone, name string) (Disk, error) {
+// GetDisk returns the disk at path (its ID, zonal or regional), or a 404 APIError.
+func (c *Compute) GetDisk(path string) (Disk, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.getDisk(project, zone, name)
-}
-
-func (c *Compute) getDisk(project, zone, name string) (Disk, error) {
-	path := DiskPath(project, zone, name)
 	if err := c.record("GET", path, nil); err != nil {
 		return Disk{}, err
 	}
 	return load[Disk](c, "disk", path)
 }
 
-// Disks lists every disk of a project, in every zone, sorted by zone and name.
+// Disks lists every disk of a project, zonal ones by zone and name, then regional ones by region and name.
 func (c *Compute) Disks(project string) ([]Disk, error) {
-	matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, "zones", "*", "disks", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(matches)
 	var disks []Disk
-	for _, m := range matches {
-		data, err := os.ReadFile(m)
+	for _, scope := range []string{"zones", "regions"} {
+		matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, scope, "*", "disks", "*.json"))
 		if err != nil {
 			return nil, err
 		}
-		var d Disk
-		if err := json.Unmarshal(data, &d); err != nil {
-			return nil, fmt.Errorf("%s: %w", m, err)
+		slices.Sort(matches)
+		for _, m := range matches {
+			data, err := os.ReadFile(m)
+			if err != nil {
+				return nil, err
+			}
+			var d Disk
+			if err := json.Unmarshal(data, &d); err != nil {
+				return nil, fmt.Errorf("%s: %w", m, err)
+			}
+			disks = append(disks, d)
 		}
-		disks = append(disks, d)
 	}
 	return disks, nil
 }
 
-// changeDisk is one API call that changes a disk: it records the call (METHOD url), loads the disk, lets
-// change check and edit it, and stores the result. A 404 when the disk is missing, as in the API.
-func (c *Compute) changeDisk(project, zone, name, method, url string, body map[string]any, change func(d *Disk) error) (Disk, error) {
+// changeDisk is one API call that changes the disk at path: it records the call (METHOD url), loads the
+// disk, lets change check and edit it, and stores the result. A 404 when the disk is missing, as in the API.
+func (c *Compute) changeDisk(path, method, url string, body map[string]any, change func(d *Disk) error) (Disk, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	path := DiskPath(project, zone, name)
 	if err := c.record(method, url, body); err != nil {
 		return Disk{}, err
 	}
@@ -384,9 +476,8 @@ func (c *Compute) changeDisk(project, zone, name, method, url string, body map[s
 }
 
 // ResizeDisk grows a disk; the API refuses to shrink one.
-func (c *Compute) ResizeDisk(project, zone, name string, sizeGB int) (Disk, error) {
-	path := DiskPath(project, zone, name)
-	return c.changeDisk(project, zone, name, "POST", path+"/resize", map[string]any{"sizeGb": sizeGB}, func(d *Disk) error {
+func (c *Compute) ResizeDisk(path string, sizeGB int) (Disk, error) {
+	return c.changeDisk(path, "POST", path+"/resize", map[string]any{"sizeGb": sizeGB}, func(d *Disk) error {
 		if sizeGB <= d.SizeGB {
 			return invalid("Requested disk size cannot be smaller than the current size (%d GB <= %d GB)", sizeGB, d.SizeGB)
 		}
@@ -399,9 +490,8 @@ func (c *Compute) ResizeDisk(project, zone, name string, sizeGB int) (Disk, erro
 }
 
 // SetDiskLabels replaces a disk's labels; the fingerprint must be the current one, as in the API.
-func (c *Compute) SetDiskLabels(project, zone, name string, labels map[string]string, labelFingerprint string) (Disk, error) {
-	path := DiskPath(project, zone, name)
-	return c.changeDisk(project, zone, name, "POST", path+"/setLabels", map[string]any{"labels": labels}, func(d *Disk) error {
+func (c *Compute) SetDiskLabels(path string, labels map[string]string, labelFingerprint string) (Disk, error) {
+	return c.changeDisk(path, "POST", path+"/setLabels", map[string]any{"labels": labels}, func(d *Disk) error {
 		if labelFingerprint != d.LabelFingerprint {
 			return &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
 		}
@@ -412,8 +502,8 @@ func (c *Compute) SetDiskLabels(project, zone, name string, labels map[string]st
 }
 
 // DetachDisk removes an instance from a disk's users (instances.detachDisk, as far as the disk is concerned).
-func (c *Compute) DetachDisk(project, zone, name, instance string) error {
-	_, err := c.changeDisk(project, zone, name, "POST", instance+"/detachDisk", map[string]any{"disk": name}, func(d *Disk) error {
+func (c *Compute) DetachDisk(path, instance string) error {
+	_, err := c.changeDisk(path, "POST", instance+"/detachDisk", map[string]any{"disk": lastSegment(path)}, func(d *Disk) error {
 		d.Users = slices.DeleteFunc(d.Users, func(u string) bool { return u == instance })
 		return nil
 	})
@@ -421,10 +511,9 @@ func (c *Compute) DetachDisk(project, zone, name, instance string) error {
 }
 
 // DeleteDisk deletes a disk. The API refuses while an instance uses it; the provider detaches first.
-func (c *Compute) DeleteDisk(project, zone, name string) error {
+func (c *Compute) DeleteDisk(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	path := DiskPath(project, zone, name)
 	if err := c.record("DELETE", path, nil); err != nil {
 		return err
 	}
@@ -439,13 +528,12 @@ func (c *Compute) DeleteDisk(project, zone, name string) error {
 	return os.Remove(c.file(path))
 }
 
-// AddResourcePolicies attaches policies (given as projects/P/regions/R/resourcePolicies/N) to a disk.
-// A policy must exist, in the disk's project and region.
-func (c *Compute) AddResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
-	path := DiskPath(project, zone, disk)
-	return c.changeDisk(project, zone, disk, "POST", path+"/addResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
+// AddResourcePolicies attaches policies (given as projects/P/regions/R/resourcePolicies/N) to the disk at
+// path. A policy must exist, in the disk's project and region.
+func (c *Compute) AddResourcePolicies(path string, policies []string) (Disk, error) {
+	return c.changeDisk(path, "POST", path+"/addResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
 		for _, p := range policies {
-			if !strings.HasPrefix(p, fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/", project, RegionOf(zone))) {
+			if !strings.HasPrefix(p, fmt.Sprintf("projects/%s/regions/%s/resourcePolicies/", d.Project, d.region())) {
 				return invalid("Resource policy '%s' must be in the same project and region as disk '%s'", p, path)
 			}
 			if !c.exists(p) {
@@ -459,15 +547,51 @@ func (c *Compute) AddResourcePolicies(project, zone, disk string, policies []str
 	})
 }
 
-// RemoveResourcePolicies detaches policies from a disk.
-func (c *Compute) RemoveResourcePolicies(project, zone, disk string, policies []string) (Disk, error) {
-	path := DiskPath(project, zone, disk)
-	return c.changeDisk(project, zone, disk, "POST", path+"/removeResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
+// RemoveResourcePolicies detaches policies from the disk at path.
+func (c *Compute) RemoveResourcePolicies(path string, policies []string) (Disk, error) {
+	return c.changeDisk(path, "POST", path+"/removeResourcePolicies", map[string]any{"resourcePolicies": policies}, func(d *Disk) error {
 		d.ResourcePolicies = slices.DeleteFunc(d.ResourcePolicies, func(u string) bool {
 			return slices.Contains(policies, strings.TrimPrefix(u, APIBase))
 		})
 		return nil
 	})
+}
+
+// ---- snapshots ----------------------------------------------------------------------------------------------
+
+// CreateSnapshot snapshots the disk at path (disks.createSnapshot, what `gcloud compute snapshots create`
+// and a snapshot schedule do). The snapshot is global: it outlives its disk and its disk's zone.
+func (c *Compute) CreateSnapshot(path, name string, labels map[string]string) (Snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.record("POST", path+"/createSnapshot", map[string]any{"name": name, "labels": labels}); err != nil {
+		return Snapshot{}, err
+	}
+	if !nameRE.MatchString(name) {
+		return Snapshot{}, invalid("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", name)
+	}
+	d, err := load[Disk](c, "disk", path)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snapPath := SnapshotPath(d.Project, name)
+	if c.exists(snapPath) {
+		return Snapshot{}, &APIError{Code: 409, Reason: "alreadyExists", Message: fmt.Sprintf("The resource '%s' already exists", snapPath)}
+	}
+	s := Snapshot{ID: c.newID(), Name: name, Project: d.Project, SourceDisk: d.SelfLink(), SourceDiskID: d.ID,
+		DiskSizeGB: d.SizeGB, Labels: labels, CreationTimestamp: c.now().UTC().Format(time.RFC3339)}
+	return s, c.store(snapPath, s)
+}
+
+// GetSnapshot returns a snapshot, or a 404 APIError.
+func (c *Compute) GetSnapshot(project, name string) (Snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	path := SnapshotPath(project, name)
+	if err := c.record("GET", path, nil); err != nil {
+		return Snapshot{}, err
+	}
+	return load[Snapshot](c, "snapshot", path)
 }
 
 // ---- resource policies --------------------------------------------------------------------------------------
@@ -544,7 +668,7 @@ func (c *Compute) DeleteResourcePolicy(project, region, name string) error {
 	for _, d := range disks {
 		if slices.Contains(d.ResourcePolicies, APIBase+path) {
 			return &APIError{Code: 400, Reason: "resourceInUseByAnotherResource",
-				Message: fmt.Sprintf("The resource_policy resource '%s' is already being used by '%s'", path, DiskPath(d.Project, d.Zone, d.Name))}
+				Message: fmt.Sprintf("The resource_policy resource '%s' is already being used by '%s'", path, d.Path())}
 		}
 	}
 	return os.Remove(c.file(path))

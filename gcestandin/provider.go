@@ -21,7 +21,10 @@ const (
 	DiskType       = "gcp:compute/disk:Disk"
 	PolicyType     = "gcp:compute/resourcePolicy:ResourcePolicy"
 	AttachmentType = "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"
-	AddressType    = "gcp:compute/address:Address"
+	RegionDiskType = "gcp:compute/regionDisk:RegionDisk"
+	// RegionAttachmentType attaches a policy to a regional disk.
+	RegionAttachmentType = "gcp:compute/regionDiskResourcePolicyAttachment:RegionDiskResourcePolicyAttachment"
+	AddressType          = "gcp:compute/address:Address"
 )
 
 // Provider is the stand-in for the pulumi-gcp provider's Compute Engine resources, over a Compute.
@@ -59,10 +62,12 @@ type kind interface {
 }
 
 var kinds = map[string]kind{
-	DiskType:       diskKind{},
-	PolicyType:     policyKind{},
-	AttachmentType: attachmentKind{},
-	AddressType:    addressKind{},
+	DiskType:             diskKind{},
+	RegionDiskType:       diskKind{regional: true},
+	PolicyType:           policyKind{},
+	AttachmentType:       attachmentKind{},
+	RegionAttachmentType: attachmentKind{regional: true},
+	AddressType:          addressKind{},
 	// Cloud Monitoring: the stand-in simulates the project, not only its Compute Engine.
 	AlertPolicyType: alertPolicyKind{},
 }

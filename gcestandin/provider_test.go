@@ -75,7 +75,7 @@ func (f fixture) diff(typ, name string, id resource.ID, oldInputs, oldState reso
 
 func (f fixture) disk(name string) Disk {
 	f.t.Helper()
-	d, err := f.compute.GetDisk("p1", "us-central1-a", name)
+	d, err := f.compute.GetDisk(DiskPath("p1", "us-central1-a", name))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestDiskUpdateResizesAndKeepsUnmanagedLabels(t *testing.T) {
 	id, inputs, state := f.create(DiskType, "dump-disk", diskInputs(20, map[string]any{"app": "loklak"}))
 	// Someone adds a label in the console: the stack does not manage it and must keep it (rules §0).
 	d := f.disk("data")
-	if _, err := f.compute.SetDiskLabels("p1", "us-central1-a", "data", map[string]string{"app": "loklak", "owner": "ops"}, d.LabelFingerprint); err != nil {
+	if _, err := f.compute.SetDiskLabels(DiskPath("p1", "us-central1-a", "data"), map[string]string{"app": "loklak", "owner": "ops"}, d.LabelFingerprint); err != nil {
 		t.Fatal(err)
 	}
 	news := f.check(DiskType, "dump-disk", inputs, props(diskInputs(40, map[string]any{"app": "loklak", "env": "dev"})))
@@ -223,7 +223,7 @@ func TestDiskUpdateResizesAndKeepsUnmanagedLabels(t *testing.T) {
 	if got := res.Properties["labels"].ObjectValue(); len(got) != 2 {
 		t.Errorf("state labels = %v, want only the two managed ones", got)
 	}
-	if _, err := f.compute.ResizeDisk("p1", "us-central1-a", "data", 30); err == nil || !strings.Contains(err.Error(), "cannot be smaller") {
+	if _, err := f.compute.ResizeDisk(DiskPath("p1", "us-central1-a", "data"), 30); err == nil || !strings.Contains(err.Error(), "cannot be smaller") {
 		t.Errorf("the API shrank a disk: %v", err)
 	}
 }
@@ -270,14 +270,14 @@ func TestDiskDeleteDetachesFirst(t *testing.T) {
 	if _, err := f.compute.PutDisk(Disk{Name: "data", Project: "p1", Zone: "us-central1-a", SizeGB: 10, Type: "pd-standard", Users: []string{node}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.compute.DeleteDisk("p1", "us-central1-a", "data"); err == nil {
+	if err := f.compute.DeleteDisk(DiskPath("p1", "us-central1-a", "data")); err == nil {
 		t.Fatal("the API deleted a disk an instance uses")
 	}
 	if _, err := f.p.Delete(context.Background(), plugin.DeleteRequest{Type: DiskType, ID: "projects/p1/zones/us-central1-a/disks/data"}); err != nil {
 		t.Fatal(err)
 	}
 	calls, _ := f.compute.Calls()
-	if _, err := f.compute.GetDisk("p1", "us-central1-a", "data"); !IsNotFound(err) {
+	if _, err := f.compute.GetDisk(DiskPath("p1", "us-central1-a", "data")); !IsNotFound(err) {
 		t.Errorf("the disk is still there: %v", err)
 	}
 	var methods []string

@@ -289,8 +289,14 @@ func TestLifecycle(t *testing.T) {
 // still Bound: nothing replaced, nothing lost.
 func assertStorageKept(t *testing.T, ns, pvUID, pvcUID string) {
 	t.Helper()
-	pv := kubectlJSON(t, "get", "pv", ns+"-dump")
-	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", "dump")
+	assertVolumeKept(t, ns, ns+"-dump", "dump", pvUID, pvcUID)
+}
+
+// assertVolumeKept is assertStorageKept for a PV and a claim of other names (a regional or restored disk's).
+func assertVolumeKept(t *testing.T, ns, pvName, claimName, pvUID, pvcUID string) {
+	t.Helper()
+	pv := kubectlJSON(t, "get", "pv", pvName)
+	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", claimName)
 	want(t, "PV uid (replaced?)", pv.str("metadata.uid"), pvUID)
 	want(t, "PVC uid (replaced?)", pvc.str("metadata.uid"), pvcUID)
 	want(t, "PV phase", pv.str("status.phase"), "Bound")

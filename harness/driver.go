@@ -243,20 +243,36 @@ func PreviewSteps(ctx context.Context, stack auto.Stack, opts ...optpreview.Opti
 	return slices.Clone(steps), err
 }
 
+// Shell runs one command line of a runbook with bash in the workspace, with the driver's environment (this
+// toolchain's pulumi and kubectl first on PATH), as a user would paste it, and returns its combined output.
+// Like CLI, it suits commands that do not run the program.
+func (d Driver) Shell(ctx context.Context, command string) (string, error) {
+	out, err := d.command(ctx, "bash", "-c", command).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w\n%s", command, err, out)
+	}
+	return string(out), nil
+}
+
 // CLI runs the real Pulumi CLI in the workspace, with the driver's environment, exactly as a user would
 // type the command, and returns its combined output. It suits every command that does not run the
 // program (destroy, refresh, cancel, stack, config); preview and up run the program, which needs the Go
 // language host that cannot be built here, so they go through the Automation API instead.
 func (d Driver) CLI(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, d.Tools.Path("pulumi"), args...)
+	out, err := d.command(ctx, d.Tools.Path("pulumi"), args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("pulumi %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// command is name with args, run in the workspace with the driver's environment.
+func (d Driver) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = d.workDir()
 	cmd.Env = os.Environ()
 	for k, v := range d.Env() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("pulumi %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return cmd
 }

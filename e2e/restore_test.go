@@ -1,0 +1,305 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loklak/loklak-dumps/gcestandin"
+	"github.com/loklak/loklak-dumps/harness"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+)
+
+// tagged matches the tag that sets a restored or regional disk's resources apart (a short hash).
+var tagged = regexp.MustCompile(`-[0-9a-f]{8}$`)
+
+// untag spells planned changes with "<tag>" for the tag, so a test can state them without the hash.
+func untag(steps []string) []string {
+	out := make([]string, len(steps))
+	for i, s := range steps {
+		out[i] = tagged.ReplaceAllString(s, "-<tag>")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// loklakPod returns the node and phase of the loklak pod that is not being deleted, and the claim it mounts.
+func loklakPod(t *testing.T, ns string) (node, phase, claim string) {
+	t.Helper()
+	pods := kubectlJSON(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
+	items, _ := pods.get("items").([]any)
+	for _, it := range items {
+		p := object(it.(map[string]any))
+		if p.get("metadata.deletionTimestamp") == nil {
+			return p.str("spec.nodeName"), p.str("status.phase"), p.str("spec.volumes.0.persistentVolumeClaim.claimName")
+		}
+	}
+	return "", "", ""
+}
+
+// waitUntil polls ok every second for up to three minutes: what the test waits for is the controllers'
+// and the scheduler's work, which has no event to wait on from here.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// setReplicaZones sets diskReplicaZones as the array Pulumi.yaml declares, as
+// `pulumi config set --path 'diskReplicaZones[0]' ZONE` does.
+func setReplicaZones(t *testing.T, stack auto.Stack, zones ...string) {
+	t.Helper()
+	for i, z := range zones {
+		key := fmt.Sprintf("diskReplicaZones[%d]", i)
+		if err := stack.SetConfigWithOptions(context.Background(), key, auto.ConfigValue{Value: z}, &auto.ConfigOptions{Path: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loseZoneA moves the suite's nodes out of zone A: a node in zoneB first, then the zone-A node goes, as
+// after a zone outage once GKE removed the unreachable node. The clean-up puts the zone-A node back and
+// removes the other.
+func loseZoneA(t *testing.T, nodeB, zoneB string) {
+	t.Helper()
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if err := cp.AddNode(ctx, harness.NodeName, zone); err != nil {
+			t.Error(err)
+		}
+		if _, err := cp.Kubectl(ctx, "delete", "node", nodeB, "--ignore-not-found"); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := cp.AddNode(ctx, nodeB, zoneB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kubectl(ctx, "delete", "node", harness.NodeName); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A regional disk, replicated in zones a and b: when zone a goes away, the pod is rescheduled into zone b
+// on the same claim, and nothing of the storage is recreated. (With a zonal disk the pod stays Pending:
+// TestNodeReplacementKeepsTheClaim.)
+func TestRegionalDiskFailsOverToTheOtherZone(t *testing.T) {
+	const (
+		project = "loklak-server"
+		ns      = "regional-dev"
+		zoneB   = "us-central1-b"
+		nodeB   = "kwok-node-zone-b"
+	)
+	ctx := context.Background()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	stack, err := d.CommittedStack(ctx, "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, value := range map[string]string{"namespace": ns, "diskName": "regional-dev-data", "diskProtect": "false",
+		"diskSizeGb": "200", "snapshotSchedule": "daily"} {
+		setConfig(t, stack, key, value)
+	}
+	setReplicaZones(t, stack, "us-central1-a", zoneB)
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := gcestandin.RegionDiskPath(project, "us-central1", "regional-dev-data")
+	want(t, "output volumeHandle", res.Outputs["volumeHandle"].Value, any(handle))
+	disk, err := gce.GetDisk(handle)
+	if err != nil {
+		t.Fatalf("the regional disk is not in the simulated project: %v", err)
+	}
+	wantDeep(t, "replica zones", disk.ReplicaZones, []string{gcestandin.APIBase + "projects/loklak-server/zones/us-central1-a", gcestandin.APIBase + "projects/loklak-server/zones/us-central1-b"})
+	wantDeep(t, "schedule on the regional disk", disk.ResourcePolicies, []string{gcestandin.APIBase + gcestandin.PolicyPath(project, "us-central1", "regional-dev-data-snapshots")})
+	pvName, _ := res.Outputs["persistentVolumeName"].Value.(string)
+	claimName, _ := res.Outputs["persistentVolumeClaimName"].Value.(string)
+	pv := kubectlJSON(t, "get", "pv", pvName)
+	want(t, "PV handle", pv.str("spec.csi.volumeHandle"), handle)
+	wantDeep(t, "PV zones", pv.get("spec.nodeAffinity.required.nodeSelectorTerms.0.matchExpressions.0.values"), any([]any{"us-central1-a", "us-central1-b"}))
+	want(t, "StorageClass replication", kubectlJSON(t, "get", "storageclass", pvName).str("parameters.replication-type"), "regional-pd")
+	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", claimName)
+	want(t, "claim bound to the PV", pvc.str("spec.volumeName"), pvName)
+	node, phase, _ := loklakPod(t, ns)
+	want(t, "pod before the outage", node+" "+phase, harness.NodeName+" Running")
+
+	loseZoneA(t, nodeB, zoneB)
+	waitUntil(t, "the pod to run in zone b", func() bool {
+		node, phase, _ := loklakPod(t, ns)
+		return node == nodeB && phase == "Running"
+	})
+	_, _, mounted := loklakPod(t, ns)
+	want(t, "claim the pod mounts in zone b", mounted, claimName)
+	assertVolumeKept(t, ns, pvName, claimName, pv.str("metadata.uid"), pvc.str("metadata.uid"))
+	if !strings.HasPrefix(pvName, "regional-dev-dump-") {
+		t.Errorf("PV name %q: a regional disk's objects carry its tag", pvName)
+	}
+}
+
+// A zonal disk whose zone is gone, restored from a snapshot into another zone: the config change plus
+// `pulumi state unprotect` for the disk that leaves the stack, and one up. Before it, the preview shows
+// what is created, moved and let go, and refuses while the old disk is protected. After it, loklak runs
+// in the other zone on a claim bound to the new disk, nothing was called on the old disk (its zone is
+// down), and the old disk is still in the project, out of the stack, with its schedule.
+func TestRestoreIntoAnotherZone(t *testing.T) {
+	const (
+		project  = "loklak-server"
+		ns       = "restore-dev"
+		zoneB    = "us-central1-b"
+		nodeB    = "kwok-node-restore-b"
+		snapshot = "restore-a-20261130"
+	)
+	ctx := context.Background()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	stack, err := d.CommittedStack(ctx, "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, value := range map[string]string{"namespace": ns, "diskName": "restore-a", "snapshotSchedule": "daily"} {
+		setConfig(t, stack, key, value)
+	}
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	step := stepper(t)
+	var old gcestandin.Disk
+	var oldPolicy string
+	outer := t // the zone stays lost for the rest of the test
+
+	step("up on disk A in zone a", func(t *testing.T) {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			t.Fatal(err)
+		}
+		old = simDisk(t, gce, project, "restore-a")
+		oldPolicy = gcestandin.APIBase + gcestandin.PolicyPath(project, "us-central1", "restore-a-snapshots")
+		wantDeep(t, "schedule on A", old.ResourcePolicies, []string{oldPolicy})
+		node, phase, claim := loklakPod(t, ns)
+		want(t, "pod", node+" "+phase+" "+claim, harness.NodeName+" Running dump")
+	})
+
+	step("a snapshot of A, then zone a goes away: the pod waits, Pending", func(t *testing.T) {
+		if _, err := gce.CreateSnapshot(old.Path(), snapshot, nil); err != nil {
+			t.Fatal(err)
+		}
+		loseZoneA(outer, nodeB, zoneB)
+		waitUntil(t, "the pod to be Pending", func() bool {
+			node, phase, _ := loklakPod(t, ns)
+			return node == "" && phase == "Pending"
+		})
+	})
+
+	for key, value := range map[string]string{"diskName": "restore-b", "zone": zoneB, "diskSourceSnapshot": snapshot} {
+		setConfig(t, stack, key, value)
+	}
+
+	step("while A is protected, the preview refuses to let it go", func(t *testing.T) {
+		var out strings.Builder
+		_, err := harness.PreviewSteps(ctx, stack, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out))
+		if err == nil {
+			t.Fatal("the preview let a protected disk leave the stack")
+		}
+		for _, says := range []string{"cannot be deleted", "because it is protected", "pulumi state unprotect"} {
+			if !strings.Contains(out.String()+err.Error(), says) {
+				t.Errorf("the preview does not say %q:\n%s", says, out.String())
+			}
+		}
+	})
+
+	step("pulumi state unprotect, the one command", func(t *testing.T) {
+		out, err := d.Shell(ctx, `pulumi state unprotect "$(pulumi stack output diskUrn)" --yes`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(out)
+		want(t, "A protected in the state", protectedInState(t, stack, "gcp:compute/disk:Disk"), false)
+	})
+
+	step("the preview shows what is created, moved and let go", func(t *testing.T) {
+		wantSteps(t, untag(previewChanges(t, stack)), []string{
+			"create gcp:compute/disk:Disk::dump-disk-<tag>",
+			"create gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule-<tag>",
+			"create gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule-<tag>",
+			"create kubernetes:core/v1:PersistentVolume::dump-<tag>",
+			"create kubernetes:core/v1:PersistentVolumeClaim::dump-<tag>",
+			"create kubernetes:storage.k8s.io/v1:StorageClass::dump-<tag>",
+			"delete gcp:compute/disk:Disk::dump-disk",
+			"delete gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule",
+			"delete gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
+			"delete kubernetes:core/v1:PersistentVolume::dump",
+			"delete kubernetes:core/v1:PersistentVolumeClaim::dump",
+			"delete kubernetes:storage.k8s.io/v1:StorageClass::dump",
+			"update kubernetes:apps/v1:Deployment::loklak-server",
+		})
+	})
+
+	step("one up: loklak runs in zone b on the disk made from the snapshot", func(t *testing.T) {
+		calls := callCount(t, gce)
+		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		restored := simDisk(t, gce, project, "restore-b")
+		want(t, "B's zone", restored.Zone, zoneB)
+		want(t, "B's source", restored.SourceSnapshot, gcestandin.APIBase+gcestandin.SnapshotPath(project, snapshot))
+		wantDeep(t, "schedule on B", restored.ResourcePolicies, []string{gcestandin.APIBase + gcestandin.PolicyPath(project, "us-central1", "restore-b-snapshots")})
+		all, err := gce.Calls()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range all[calls:] {
+			if strings.Contains(c.Path, "/disks/restore-a") {
+				t.Errorf("the restore called %s %s on the old disk, whose zone is down", c.Method, c.Path)
+			}
+		}
+		kept := simDisk(t, gce, project, "restore-a")
+		want(t, "A still in the project", kept.ID, old.ID)
+		wantDeep(t, "A keeps its schedule", kept.ResourcePolicies, []string{oldPolicy})
+
+		pvName, _ := res.Outputs["persistentVolumeName"].Value.(string)
+		claimName, _ := res.Outputs["persistentVolumeClaimName"].Value.(string)
+		want(t, "PV handle", kubectlJSON(t, "get", "pv", pvName).str("spec.csi.volumeHandle"), restored.Path())
+		want(t, "claim bound to the new PV", kubectlJSON(t, "-n", ns, "get", "pvc", claimName).str("spec.volumeName"), pvName)
+		waitUntil(t, "the pod to run in zone b", func() bool {
+			node, phase, claim := loklakPod(t, ns)
+			return node == nodeB && phase == "Running" && claim == claimName
+		})
+		for _, gone := range [][]string{{"-n", ns, "pvc", "dump"}, {"pv", ns + "-dump"}, {"storageclass", ns + "-dump"}} {
+			if exists(t, gone...) {
+				t.Errorf("%v outlived the restore", gone)
+			}
+		}
+		var disks []string
+		for _, r := range stateResources(t, stack) {
+			if r.Type == "gcp:compute/disk:Disk" {
+				disks = append(disks, fmt.Sprintf("%s protect=%v", r.ID, r.Protect))
+			}
+		}
+		wantDeep(t, "disks in the state", disks, []string{restored.Path() + " protect=true"})
+	})
+
+	step("a second preview plans nothing", func(t *testing.T) {
+		wantSteps(t, previewChanges(t, stack), nil)
+	})
+}

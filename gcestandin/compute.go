@@ -286,6 +286,29 @@ func load[T any](c *Compute, kind, path string) (T, error) {
 	return v, json.Unmarshal(data, &v)
 }
 
+// loadAll reads every document whose path matches the glob (under the simulated project's directory,
+// slash-separated), in file name order.
+func loadAll[T any](c *Compute, glob string) ([]T, error) {
+	matches, err := filepath.Glob(filepath.Join(c.Dir, filepath.FromSlash(glob)))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(matches)
+	var docs []T
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return nil, err
+		}
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		docs = append(docs, v)
+	}
+	return docs, nil
+}
+
 // store writes a document atomically, so a test reading it never sees half of it.
 func (c *Compute) store(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
@@ -435,26 +458,12 @@ func (c *Compute) GetDisk(path string) (Disk, error) {
 
 // Disks lists every disk of a project, zonal ones by zone and name, then regional ones by region and name.
 func (c *Compute) Disks(project string) ([]Disk, error) {
-	var disks []Disk
-	for _, scope := range []string{"zones", "regions"} {
-		matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, scope, "*", "disks", "*.json"))
-		if err != nil {
-			return nil, err
-		}
-		slices.Sort(matches)
-		for _, m := range matches {
-			data, err := os.ReadFile(m)
-			if err != nil {
-				return nil, err
-			}
-			var d Disk
-			if err := json.Unmarshal(data, &d); err != nil {
-				return nil, fmt.Errorf("%s: %w", m, err)
-			}
-			disks = append(disks, d)
-		}
+	zonal, err := loadAll[Disk](c, "projects/"+project+"/zones/*/disks/*.json")
+	if err != nil {
+		return nil, err
 	}
-	return disks, nil
+	regional, err := loadAll[Disk](c, "projects/"+project+"/regions/*/disks/*.json")
+	return append(zonal, regional...), err
 }
 
 // changeDisk is one API call that changes the disk at path: it records the call (METHOD url), loads the
@@ -581,6 +590,13 @@ func (c *Compute) CreateSnapshot(path, name string, labels map[string]string) (S
 	s := Snapshot{ID: c.newID(), Name: name, Project: d.Project, SourceDisk: d.SelfLink(), SourceDiskID: d.ID,
 		DiskSizeGB: d.SizeGB, Labels: labels, CreationTimestamp: c.now().UTC().Format(time.RFC3339)}
 	return s, c.store(snapPath, s)
+}
+
+// Snapshots lists a project's snapshots, oldest first (by name within the same second).
+func (c *Compute) Snapshots(project string) ([]Snapshot, error) {
+	snaps, err := loadAll[Snapshot](c, "projects/"+project+"/global/snapshots/*.json")
+	slices.SortStableFunc(snaps, func(a, b Snapshot) int { return strings.Compare(a.CreationTimestamp, b.CreationTimestamp) })
+	return snaps, err
 }
 
 // GetSnapshot returns a snapshot, or a 404 APIError.
@@ -767,21 +783,10 @@ func (c *Compute) DeleteAddress(project, region, name string) error {
 
 // addressesIn returns the IPs reserved in a region.
 func (c *Compute) addressesIn(project, region string) (map[string]bool, error) {
-	matches, err := filepath.Glob(filepath.Join(c.Dir, "projects", project, "regions", region, "addresses", "*.json"))
-	if err != nil {
-		return nil, err
-	}
+	addresses, err := loadAll[Address](c, "projects/"+project+"/regions/"+region+"/addresses/*.json")
 	taken := map[string]bool{}
-	for _, m := range matches {
-		data, err := os.ReadFile(m)
-		if err != nil {
-			return nil, err
-		}
-		var a Address
-		if err := json.Unmarshal(data, &a); err != nil {
-			return nil, fmt.Errorf("%s: %w", m, err)
-		}
+	for _, a := range addresses {
 		taken[a.Address] = true
 	}
-	return taken, nil
+	return taken, err
 }

@@ -87,9 +87,21 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 	// refuses before anything changes, not a new resource plus the deletion of the old one, which the engine
 	// would start creating before the protected delete fails. The alias carries stacks deployed when the
 	// logical name was the disk's name. It follows the snapshot the disk is made from, and only that: a
-	// restore is a new disk beside the old one, which leaves the stack (see docs/recovery.md).
+	// restore is a new disk beside the old one, which leaves the stack (see docs/restore.md).
 	logical := "dump-disk" + cfg.Disk.originTag()
-	diskOpts = append(diskOpts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Disk.Name)}}))
+	aliases := []pulumi.Alias{{Name: pulumi.String(cfg.Disk.Name)}}
+	if !cfg.Disk.Restored() {
+		// A blank disk that turns zonal to regional (or back) is the same disk to the engine: a replacement,
+		// which protect refuses before anything changes. As two types it would be a new, empty disk plus
+		// the deletion of the old one, and the engine would move loklak onto the empty disk before the
+		// protected delete failed. A change of replication goes through a snapshot (docs/restore.md).
+		other := regionDiskType
+		if d.Regional {
+			other = zonalDiskType
+		}
+		aliases = append(aliases, pulumi.Alias{Type: pulumi.String(other), Name: pulumi.String(logical)})
+	}
+	diskOpts = append(diskOpts, pulumi.Aliases(aliases))
 	var snapshot pulumi.StringPtrInput
 	if cfg.Disk.Restored() {
 		snapshot = pulumi.String(cfg.Disk.SourceSnapshot)
@@ -249,6 +261,12 @@ func newSnapshotSchedule(ctx *pulumi.Context, cfg DumpDiskArgs, disk pulumi.Cust
 	}, attachOpts...)
 	return policy, err
 }
+
+// The GCP provider's type tokens for the two kinds of disk.
+const (
+	zonalDiskType  = "gcp:compute/disk:Disk"
+	regionDiskType = "gcp:compute/regionDisk:RegionDisk"
+)
 
 // regionalDiskHandle is a regional disk's ID, as the PD CSI driver and the GCP provider spell it.
 func regionalDiskHandle(project, region, name string) string {

@@ -504,7 +504,8 @@ func TestLogicalNamesDoNotFollowConfig(t *testing.T) {
 	wantDeep(t, "logical names after renaming the disk and the namespace", names(renamed), names(base))
 	want(t, "disk name (input)", renamed.One(t, tDisk).String("name"), "another-disk")
 
-	wantDeep(t, "disk aliases", base.One(t, tDisk).Aliases, []string{"data-dump-disk"})
+	// The type alias makes a blank disk turned regional a replacement that protect refuses, not a new disk.
+	wantDeep(t, "disk aliases", base.One(t, tDisk).Aliases, []string{"data-dump-disk", tRegionDisk + "::dump-disk"})
 	wantDeep(t, "policy aliases", base.One(t, tPolicy).Aliases, []string{"data-dump-disk-snapshots"})
 	wantDeep(t, "attachment aliases", base.One(t, tAttachment).Aliases, []string{"data-dump-disk-snapshots"})
 	wantDeep(t, "storage class aliases", base.One(t, tStorageClass).Aliases, []string{"web-dump"})
@@ -608,6 +609,7 @@ func TestRegionalDisk(t *testing.T) {
 	want(t, "protect", d.Protect, true)
 	want(t, "retainOnDelete", d.RetainOnDelete, true)
 	want(t, "logical name", d.Name, "dump-disk")
+	wantDeep(t, "aliases (the zonal disk it may have been)", d.Aliases, []string{"data-dump-regional", tDisk + "::dump-disk"})
 
 	want(t, "zonal attachments", len(rec.OfType(tAttachment)), 0)
 	a := rec.One(t, tRegionAttach)
@@ -653,6 +655,7 @@ func TestRestoredDisk(t *testing.T) {
 		t.Errorf("logical name %q, want the blank disk's %q and a tag", d.Name, old)
 	}
 	want(t, "protect", d.Protect, true)
+	wantDeep(t, "aliases (never the disk it restores)", d.Aliases, []string{"data-dump-disk-b"})
 	if p, a := rec.One(t, tPolicy), rec.One(t, tAttachment); p.Name == base.One(t, tPolicy).Name || a.Name == base.One(t, tAttachment).Name {
 		t.Errorf("schedule logical names %q, %q are the old disk's", p.Name, a.Name)
 	}

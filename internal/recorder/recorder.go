@@ -45,7 +45,8 @@ type Resource struct {
 	IgnoreChanges []string
 	// CreateTimeout and UpdateTimeout are the custom timeouts the program set ("" for the default).
 	CreateTimeout, UpdateTimeout string
-	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted.
+	// Aliases are the former names the resource declares (pulumi.Aliases with a name), sorted; an alias
+	// that also names a type reads "type::name".
 	Aliases []string
 	// DependsOn holds the "type::name" of every resource this one depends on through its inputs.
 	DependsOn []string
@@ -133,7 +134,11 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 			rec.CreateTimeout, rec.UpdateTimeout = ct.GetCreate(), ct.GetUpdate()
 		}
 		for _, a := range rpc.GetAliases() {
-			if spec := a.GetSpec(); spec != nil && spec.GetName() != "" {
+			switch spec := a.GetSpec(); {
+			case spec == nil || spec.GetName() == "":
+			case spec.GetType() != "":
+				rec.Aliases = append(rec.Aliases, spec.GetType()+"::"+spec.GetName())
+			default:
 				rec.Aliases = append(rec.Aliases, spec.GetName())
 			}
 		}

@@ -51,7 +51,11 @@ func TestProdMigrationRunbook(t *testing.T) {
 			want(t, "labels on the disk", len(disk.Labels), 0)
 		},
 		"gcloud compute disks snapshot data-dump-disk --zone us-central1-a --snapshot-names data-dump-disk-before-pulumi": func(t *testing.T, _ string) {
-			t.Log("not run: the stand-in simulates no snapshots; nothing later depends on this one")
+			snap, err := gce.CreateSnapshot(prodHandle, "data-dump-disk-before-pulumi", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want(t, "snapshot size", snap.DiskSizeGB, 100)
 		},
 		"kubectl get pv dump -o jsonpath='{.spec.persistentVolumeReclaimPolicy}'": kubectlPrints("Retain"),
 		"kubectl get pv dump -o jsonpath='{.spec.gcePersistentDisk.fsType}'":      kubectlPrints("ext4"),

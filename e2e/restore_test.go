@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -302,4 +303,223 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 	step("a second preview plans nothing", func(t *testing.T) {
 		wantSteps(t, previewChanges(t, stack), nil)
 	})
+}
+
+// docs/restore.md, command by command, on the committed prod stack: prod's zonal data-dump-disk (adopted,
+// daily schedule) moves onto a regional disk made from its snapshot. Fails if the runbook holds a command
+// this test does not run, or the test runs one the runbook lost.
+func TestZonalToRegionalRunbook(t *testing.T) {
+	const (
+		snapshot = "data-dump-disk-to-regional"
+		newDisk  = "data-dump-disk-regional"
+	)
+	ctx := context.Background()
+	ensureNamespace(t, "web")
+	d, gce, old, stack := prodOnDisk(t, 100)
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "prod", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		t.Fatal(err)
+	}
+	// What the daily schedule would have taken by now.
+	scheduled, err := gce.CreateSnapshot(prodHandle, "data-dump-disk-us-central1-a-20261130030000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPolicy := gcestandin.APIBase + gcestandin.PolicyPath(prodProject, "us-central1", "data-dump-disk-snapshots")
+	newHandle := gcestandin.RegionDiskPath(prodProject, "us-central1", newDisk)
+	shell := func(t *testing.T, command string) string {
+		t.Helper()
+		out, err := d.Shell(ctx, command)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	var upCalls int
+
+	run := map[string]func(t *testing.T, command string){
+		// gcloud cannot run here: the same listing comes from the simulated project.
+		`gcloud compute snapshots list --filter="sourceDisk~/disks/data-dump-disk$" --sort-by=~creationTimestamp --format="table(name,creationTimestamp,diskSizeGb,status)"`: func(t *testing.T, _ string) {
+			snaps, err := gce.Snapshots(prodProject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ofTheDisk []string
+			for _, s := range snaps {
+				if strings.HasSuffix(s.SourceDisk, "/disks/"+prodDisk) {
+					ofTheDisk = append(ofTheDisk, fmt.Sprintf("%s %d", s.Name, s.DiskSizeGB))
+				}
+			}
+			wantDeep(t, "snapshots of the disk", ofTheDisk, []string{scheduled.Name + " 100"})
+		},
+		"pulumi config set replicas 0": func(t *testing.T, c string) { shell(t, c) },
+		"pulumi up --yes": func(t *testing.T, _ string) {
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+				t.Fatal(err)
+			}
+			want(t, "replicas", kubectlJSON(t, "-n", "web", "get", "deployment", "loklak-server").get("status.replicas"), nil)
+		},
+		"gcloud compute snapshots create data-dump-disk-to-regional --source-disk data-dump-disk --source-disk-zone us-central1-a": func(t *testing.T, _ string) {
+			if _, err := gce.CreateSnapshot(prodHandle, snapshot, nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"pulumi config set diskMode create":                               func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set diskName data-dump-disk-regional":              func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set diskSourceSnapshot data-dump-disk-to-regional": func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set diskSizeGb 200":                                func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set --path 'diskReplicaZones[0]' us-central1-a":    func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set --path 'diskReplicaZones[1]' us-central1-b":    func(t *testing.T, c string) { shell(t, c) },
+		"pulumi config set replicas 1":                                    func(t *testing.T, c string) { shell(t, c) },
+		`pulumi state unprotect "$(pulumi stack output diskUrn)" --yes`: func(t *testing.T, c string) {
+			shell(t, c)
+			want(t, "old disk protected in the state", protectedInState(t, stack, "gcp:compute/disk:Disk"), false)
+		},
+		"pulumi preview --diff": func(t *testing.T, _ string) {
+			wantSteps(t, untag(previewChanges(t, stack)), []string{
+				"create gcp:compute/regionDisk:RegionDisk::dump-disk-<tag>",
+				"create gcp:compute/regionDiskResourcePolicyAttachment:RegionDiskResourcePolicyAttachment::snapshot-schedule-<tag>",
+				"create gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule-<tag>",
+				"create kubernetes:core/v1:PersistentVolume::dump-<tag>",
+				"create kubernetes:core/v1:PersistentVolumeClaim::dump-<tag>",
+				"create kubernetes:storage.k8s.io/v1:StorageClass::dump-<tag>",
+				"delete gcp:compute/disk:Disk::dump-disk",
+				"delete gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule",
+				"delete gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
+				"delete kubernetes:core/v1:PersistentVolume::dump",
+				"delete kubernetes:core/v1:PersistentVolumeClaim::dump",
+				"delete kubernetes:storage.k8s.io/v1:StorageClass::dump",
+				"update kubernetes:apps/v1:Deployment::loklak-server",
+			})
+		},
+		"pulumi up --yes#2": func(t *testing.T, _ string) {
+			upCalls = callCount(t, gce)
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+				t.Fatal(err)
+			}
+			restored, err := gce.GetDisk(newHandle)
+			if err != nil {
+				t.Fatalf("the regional disk: %v", err)
+			}
+			want(t, "new disk's source", restored.SourceSnapshot, gcestandin.APIBase+gcestandin.SnapshotPath(prodProject, snapshot))
+			want(t, "new disk's size", restored.SizeGB, 200)
+			wantDeep(t, "new disk's schedule", restored.ResourcePolicies, []string{gcestandin.APIBase + gcestandin.PolicyPath(prodProject, "us-central1", newDisk+"-snapshots")})
+			all, err := gce.Calls()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range all[upCalls:] {
+				if strings.Contains(c.Path, prodHandle) {
+					t.Errorf("the restore called %s %s on the old disk", c.Method, c.Path)
+				}
+			}
+			kept := simDisk(t, gce, prodProject, prodDisk)
+			want(t, "old disk still in the project", kept.ID, old.ID)
+			wantDeep(t, "old disk keeps its schedule", kept.ResourcePolicies, []string{oldPolicy})
+			want(t, "new disk protected in the state", protectedInState(t, stack, "gcp:compute/regionDisk:RegionDisk"), true)
+			want(t, "old disk in the state", slices.Contains(stateTypes(t, stack), "gcp:compute/disk:Disk"), false)
+			waitUntil(t, "loklak to run on the new claim", func() bool {
+				_, phase, claim := loklakPod(t, "web")
+				return phase == "Running" && strings.HasPrefix(claim, "dump-")
+			})
+		},
+		`kubectl get pv "$(pulumi stack output persistentVolumeName)" -o jsonpath='{.spec.csi.volumeHandle}'`: func(t *testing.T, c string) {
+			want(t, c, shell(t, c), newHandle)
+		},
+		`kubectl -n web get pvc "$(pulumi stack output persistentVolumeClaimName)" -o jsonpath='{.spec.volumeName} {.status.phase}'`: func(t *testing.T, c string) {
+			want(t, c, shell(t, c), shell(t, "pulumi stack output persistentVolumeName")+" Bound")
+		},
+		`curl -s "$(pulumi stack output dumpUrl)" | head`: func(t *testing.T, _ string) {
+			t.Log("not run: kwok runs no containers, so nothing serves /dump/ (docs/restore.md says so)")
+		},
+		"gcloud compute disks delete data-dump-disk --zone us-central1-a": func(t *testing.T, _ string) {
+			if err := gce.DeleteDisk(prodHandle); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"gcloud compute resource-policies delete data-dump-disk-snapshots --region us-central1": func(t *testing.T, _ string) {
+			if err := gce.DeleteResourcePolicy(prodProject, "us-central1", "data-dump-disk-snapshots"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := gce.GetSnapshot(prodProject, scheduled.Name); err != nil {
+				t.Errorf("the scheduled snapshot went with its disk: %v", err)
+			}
+			wantSteps(t, previewChanges(t, stack), nil)
+		},
+	}
+
+	seen := map[string]int{}
+	for i, command := range runbookCommands(t, filepath.Join(repoDir(t), "docs", "restore.md")) {
+		key := command
+		if seen[command]++; seen[command] > 1 {
+			key = fmt.Sprintf("%s#%d", command, seen[command])
+		}
+		f, ok := run[key]
+		if !ok {
+			t.Fatalf("docs/restore.md runs %q, which this test does not: run it here or take it out", key)
+		}
+		delete(run, key)
+		if !t.Run(fmt.Sprintf("%d %s", i+1, command), func(t *testing.T) { f(t, command) }) {
+			t.FailNow()
+		}
+	}
+	for command := range run {
+		t.Errorf("the test runs %q, which docs/restore.md no longer has", command)
+	}
+}
+
+// Setting diskReplicaZones on a stack with a zonal disk, without a snapshot, declares a new, empty disk.
+// The regional disk aliases the zonal one, so the engine sees one disk replaced, which protect refuses
+// before any change, even in an up without a preview (the Automation API's); as a new resource beside
+// the old, the engine would have moved loklak onto the empty disk before the protected delete failed.
+func TestReplicationChangeWithoutASnapshotIsRefused(t *testing.T) {
+	const ns = "replication-dev"
+	ctx := context.Background()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	stack, err := d.CommittedStack(ctx, "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, value := range map[string]string{"namespace": ns, "diskName": "replication-dev-data", "snapshotSchedule": "daily"} {
+		setConfig(t, stack, key, value)
+	}
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		t.Fatal(err)
+	}
+	pv := kubectlJSON(t, "get", "pv", ns+"-dump")
+	pvc := kubectlJSON(t, "-n", ns, "get", "pvc", "dump")
+
+	setConfig(t, stack, "diskSizeGb", "200")
+	setReplicaZones(t, stack, "us-central1-a", "us-central1-b")
+	calls := callCount(t, gce)
+	var out strings.Builder
+	_, err = stack.Up(ctx, optup.ProgressStreams(&out))
+	if err == nil {
+		t.Fatal("up turned a protected zonal disk into a new, empty regional one")
+	}
+	if says := out.String() + err.Error(); !strings.Contains(says, "marked for protection") {
+		t.Errorf("up does not say why it failed:\n%s", says)
+	}
+	wantCalls(t, gce, calls, nil)
+	if disks, err := gce.Disks("loklak-server"); err != nil || len(disks) != 1 || disks[0].Regional() {
+		t.Errorf("disks in the project: %+v (%v), want only the zonal one", disks, err)
+	}
+	assertStorageKept(t, ns, pv.str("metadata.uid"), pvc.str("metadata.uid"))
+	_, _, claim := loklakPod(t, ns)
+	want(t, "claim loklak mounts", claim, "dump")
+	setConfig(t, stack, "diskSizeGb", "10")
+	if err := stack.RemoveConfig(ctx, "diskReplicaZones"); err != nil {
+		t.Fatal(err)
+	}
+	wantSteps(t, previewChanges(t, stack), nil)
 }

@@ -14,8 +14,9 @@ var (
 	diagramType = regexp.MustCompile(`[a-z0-9-]+:[A-Za-z0-9./-]+:[A-Za-z]+`)
 )
 
-// The README's Mermaid graph must show exactly the resource types the program registers (dev and prod
-// together cover every type), and each solid arrow must be a dependency the program really has.
+// The README's Mermaid graph must show exactly the resource types the program registers (dev, prod and
+// prod on a regional disk together cover every type), and each solid arrow must be a dependency the
+// program really has.
 func TestReadmeDiagramMatchesTheProgram(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -42,8 +43,12 @@ func TestReadmeDiagramMatchesTheProgram(t *testing.T) {
 
 	var registered []string
 	deps := map[string][]string{} // type -> types it depends on
-	for _, stack := range []string{"dev", "prod"} {
-		for _, r := range mustRun(t, stack, nil).Resources() {
+	regional := map[string]string{"diskMode": "create", "diskSizeGb": "200", "diskReplicaZones": `["us-central1-a","us-central1-b"]`}
+	for _, run := range []struct {
+		stack     string
+		overrides map[string]string
+	}{{"dev", nil}, {"prod", nil}, {"prod", regional}} {
+		for _, r := range mustRun(t, run.stack, run.overrides).Resources() {
 			if !slices.Contains(registered, r.Type) {
 				registered = append(registered, r.Type)
 			}

@@ -309,25 +309,8 @@ func TestNodeReplacementKeepsTheClaim(t *testing.T) {
 		}
 	})
 	podNode := func() (string, string) {
-		pods := kubectlJSON(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
-		items, _ := pods.get("items").([]any)
-		for _, it := range items {
-			p := object(it.(map[string]any))
-			if p.get("metadata.deletionTimestamp") == nil {
-				return p.str("spec.nodeName"), p.str("status.phase")
-			}
-		}
-		return "", ""
-	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(3 * time.Minute)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(time.Second)
-		}
+		node, phase, _ := loklakPod(t, ns)
+		return node, phase
 	}
 
 	if err := cp.AddNode(ctx, "kwok-node-1", zone); err != nil {
@@ -336,7 +319,7 @@ func TestNodeReplacementKeepsTheClaim(t *testing.T) {
 	if _, err := cp.Kubectl(ctx, "delete", "node", harness.NodeName); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the pod to run on kwok-node-1", func() bool {
+	waitUntil(t, "the pod to run on kwok-node-1", func() bool {
 		node, phase := podNode()
 		return node == "kwok-node-1" && phase == "Running"
 	})
@@ -349,7 +332,7 @@ func TestNodeReplacementKeepsTheClaim(t *testing.T) {
 	if _, err := cp.Kubectl(ctx, "delete", "node", "kwok-node-1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the pod to be Pending", func() bool {
+	waitUntil(t, "the pod to be Pending", func() bool {
 		node, phase := podNode()
 		return node == "" && phase == "Pending"
 	})

@@ -141,6 +141,33 @@ func want[T comparable](t *testing.T, what string, got, want T) {
 	}
 }
 
+// loklakPod returns the node and phase of the loklak pod that is not being deleted, and the claim it mounts.
+func loklakPod(t *testing.T, ns string) (node, phase, claim string) {
+	t.Helper()
+	pods := kubectlJSON(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
+	items, _ := pods.get("items").([]any)
+	for _, it := range items {
+		p := object(it.(map[string]any))
+		if p.get("metadata.deletionTimestamp") == nil {
+			return p.str("spec.nodeName"), p.str("status.phase"), p.str("spec.volumes.0.persistentVolumeClaim.claimName")
+		}
+	}
+	return "", "", ""
+}
+
+// waitUntil polls ok every second for up to three minutes: what the test waits for is the controllers'
+// and the scheduler's work, which has no event to wait on from here.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // changed returns the steps that are not "same", as "op type::name", sorted.
 func changed(steps []harness.Step) []string {
 	var out []string

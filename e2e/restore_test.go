@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/loklak/loklak-dumps/gcestandin"
 	"github.com/loklak/loklak-dumps/harness"
@@ -32,31 +31,47 @@ func untag(steps []string) []string {
 	return out
 }
 
-// loklakPod returns the node and phase of the loklak pod that is not being deleted, and the claim it mounts.
-func loklakPod(t *testing.T, ns string) (node, phase, claim string) {
-	t.Helper()
-	pods := kubectlJSON(t, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=loklak-server")
-	items, _ := pods.get("items").([]any)
-	for _, it := range items {
-		p := object(it.(map[string]any))
-		if p.get("metadata.deletionTimestamp") == nil {
-			return p.str("spec.nodeName"), p.str("status.phase"), p.str("spec.volumes.0.persistentVolumeClaim.claimName")
-		}
+// movePlan is what a restore of a zonal disk with a daily schedule plans, the new disk and its attachment
+// being of the types given: creates for the new disk and its objects, the Deployment moved, deletes for
+// the old ones; nothing replaced.
+func movePlan(diskType, attachmentType string) []string {
+	return []string{
+		"create " + diskType + "::dump-disk-<tag>",
+		"create " + attachmentType + "::snapshot-schedule-<tag>",
+		"create gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule-<tag>",
+		"create kubernetes:core/v1:PersistentVolume::dump-<tag>",
+		"create kubernetes:core/v1:PersistentVolumeClaim::dump-<tag>",
+		"create kubernetes:storage.k8s.io/v1:StorageClass::dump-<tag>",
+		"delete gcp:compute/disk:Disk::dump-disk",
+		"delete gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule",
+		"delete gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
+		"delete kubernetes:core/v1:PersistentVolume::dump",
+		"delete kubernetes:core/v1:PersistentVolumeClaim::dump",
+		"delete kubernetes:storage.k8s.io/v1:StorageClass::dump",
+		"update kubernetes:apps/v1:Deployment::loklak-server",
 	}
-	return "", "", ""
 }
 
-// waitUntil polls ok every second for up to three minutes: what the test waits for is the controllers'
-// and the scheduler's work, which has no event to wait on from here.
-func waitUntil(t *testing.T, what string, ok func() bool) {
+// devOnStandIn is the committed dev stack on a driver of its own, with overrides set as `pulumi config
+// set` would, and a clean-up that destroys all but the protected disk.
+func devOnStandIn(t *testing.T, overrides map[string]string) (harness.Driver, *gcestandin.Compute, auto.Stack) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Second)
+	ctx := context.Background()
+	d := newDriver(t)
+	gce := openGCE(t, d)
+	stack, err := d.CommittedStack(ctx, "dev", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for key, value := range overrides {
+		setConfig(t, stack, key, value)
+	}
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	return d, gce, stack
 }
 
 // setReplicaZones sets diskReplicaZones as the array Pulumi.yaml declares, as
@@ -104,22 +119,9 @@ func TestRegionalDiskFailsOverToTheOtherZone(t *testing.T) {
 		nodeB   = "kwok-node-zone-b"
 	)
 	ctx := context.Background()
-	d := newDriver(t)
-	gce := openGCE(t, d)
-	stack, err := d.CommittedStack(ctx, "dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{"namespace": ns, "diskName": "regional-dev-data", "diskProtect": "false",
-		"diskSizeGb": "200", "snapshotSchedule": "daily"} {
-		setConfig(t, stack, key, value)
-	}
+	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": ns, "diskName": "regional-dev-data", "diskProtect": "false",
+		"diskSizeGb": "200", "snapshotSchedule": "daily"})
 	setReplicaZones(t, stack, "us-central1-a", zoneB)
-	t.Cleanup(func() {
-		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive"); err != nil {
-			t.Errorf("clean-up: %v\n%s", err, out)
-		}
-	})
 	res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
 	if err != nil {
 		t.Fatal(err)
@@ -170,20 +172,7 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 		snapshot = "restore-a-20261130"
 	)
 	ctx := context.Background()
-	d := newDriver(t)
-	gce := openGCE(t, d)
-	stack, err := d.CommittedStack(ctx, "dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{"namespace": ns, "diskName": "restore-a", "snapshotSchedule": "daily"} {
-		setConfig(t, stack, key, value)
-	}
-	t.Cleanup(func() {
-		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
-			t.Errorf("clean-up: %v\n%s", err, out)
-		}
-	})
+	d, gce, stack := devOnStandIn(t, map[string]string{"namespace": ns, "diskName": "restore-a", "snapshotSchedule": "daily"})
 	step := stepper(t)
 	var old gcestandin.Disk
 	var oldPolicy string
@@ -238,21 +227,7 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 	})
 
 	step("the preview shows what is created, moved and let go", func(t *testing.T) {
-		wantSteps(t, untag(previewChanges(t, stack)), []string{
-			"create gcp:compute/disk:Disk::dump-disk-<tag>",
-			"create gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule-<tag>",
-			"create gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule-<tag>",
-			"create kubernetes:core/v1:PersistentVolume::dump-<tag>",
-			"create kubernetes:core/v1:PersistentVolumeClaim::dump-<tag>",
-			"create kubernetes:storage.k8s.io/v1:StorageClass::dump-<tag>",
-			"delete gcp:compute/disk:Disk::dump-disk",
-			"delete gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule",
-			"delete gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
-			"delete kubernetes:core/v1:PersistentVolume::dump",
-			"delete kubernetes:core/v1:PersistentVolumeClaim::dump",
-			"delete kubernetes:storage.k8s.io/v1:StorageClass::dump",
-			"update kubernetes:apps/v1:Deployment::loklak-server",
-		})
+		wantSteps(t, untag(previewChanges(t, stack)), movePlan("gcp:compute/disk:Disk", "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment"))
 	})
 
 	step("one up: loklak runs in zone b on the disk made from the snapshot", func(t *testing.T) {
@@ -380,21 +355,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 			want(t, "old disk protected in the state", protectedInState(t, stack, "gcp:compute/disk:Disk"), false)
 		},
 		"pulumi preview --diff": func(t *testing.T, _ string) {
-			wantSteps(t, untag(previewChanges(t, stack)), []string{
-				"create gcp:compute/regionDisk:RegionDisk::dump-disk-<tag>",
-				"create gcp:compute/regionDiskResourcePolicyAttachment:RegionDiskResourcePolicyAttachment::snapshot-schedule-<tag>",
-				"create gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule-<tag>",
-				"create kubernetes:core/v1:PersistentVolume::dump-<tag>",
-				"create kubernetes:core/v1:PersistentVolumeClaim::dump-<tag>",
-				"create kubernetes:storage.k8s.io/v1:StorageClass::dump-<tag>",
-				"delete gcp:compute/disk:Disk::dump-disk",
-				"delete gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment::snapshot-schedule",
-				"delete gcp:compute/resourcePolicy:ResourcePolicy::snapshot-schedule",
-				"delete kubernetes:core/v1:PersistentVolume::dump",
-				"delete kubernetes:core/v1:PersistentVolumeClaim::dump",
-				"delete kubernetes:storage.k8s.io/v1:StorageClass::dump",
-				"update kubernetes:apps/v1:Deployment::loklak-server",
-			})
+			wantSteps(t, untag(previewChanges(t, stack)), movePlan("gcp:compute/regionDisk:RegionDisk", "gcp:compute/regionDiskResourcePolicyAttachment:RegionDiskResourcePolicyAttachment"))
 		},
 		"pulumi up --yes#2": func(t *testing.T, _ string) {
 			upCalls = callCount(t, gce)
@@ -479,20 +440,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 func TestReplicationChangeWithoutASnapshotIsRefused(t *testing.T) {
 	const ns = "replication-dev"
 	ctx := context.Background()
-	d := newDriver(t)
-	gce := openGCE(t, d)
-	stack, err := d.CommittedStack(ctx, "dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{"namespace": ns, "diskName": "replication-dev-data", "snapshotSchedule": "daily"} {
-		setConfig(t, stack, key, value)
-	}
-	t.Cleanup(func() {
-		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
-			t.Errorf("clean-up: %v\n%s", err, out)
-		}
-	})
+	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": ns, "diskName": "replication-dev-data", "snapshotSchedule": "daily"})
 	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +451,7 @@ func TestReplicationChangeWithoutASnapshotIsRefused(t *testing.T) {
 	setReplicaZones(t, stack, "us-central1-a", "us-central1-b")
 	calls := callCount(t, gce)
 	var out strings.Builder
-	_, err = stack.Up(ctx, optup.ProgressStreams(&out))
+	_, err := stack.Up(ctx, optup.ProgressStreams(&out))
 	if err == nil {
 		t.Fatal("up turned a protected zonal disk into a new, empty regional one")
 	}

@@ -107,7 +107,8 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 		snapshot = pulumi.String(cfg.Disk.SourceSnapshot)
 	}
 	var disk pulumi.CustomResource
-	var project pulumi.StringOutput
+	var project, location pulumi.StringOutput // location: the zone, or a regional disk's region
+	handleOf := diskHandle
 	if d.Regional {
 		rd, err := compute.NewRegionDisk(ctx, logical, &compute.RegionDiskArgs{
 			Name:         pulumi.String(cfg.Disk.Name),
@@ -122,7 +123,7 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 		if err != nil {
 			return nil, err
 		}
-		disk, project = rd, rd.Project
+		disk, project, location, handleOf = rd, rd.Project, rd.Region, regionalDiskHandle
 		d.Name, d.SizeGB, d.Type = rd.Name, rd.Size, rd.Type.Elem()
 		// The provider reports replica zones as v1 URLs (rules §0); the PV's affinity wants their names.
 		d.Zones = rd.ReplicaZones.ApplyT(func(urls []string) []string {
@@ -132,9 +133,6 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 			}
 			return names
 		}).(pulumi.StringArrayOutput)
-		d.VolumeHandle = pulumi.All(rd.Project, rd.Region, rd.Name).ApplyT(func(v []any) string {
-			return regionalDiskHandle(v[0].(string), v[1].(string), v[2].(string))
-		}).(pulumi.StringOutput)
 	} else {
 		zd, err := compute.NewDisk(ctx, logical, &compute.DiskArgs{
 			Name:     pulumi.String(cfg.Disk.Name),
@@ -148,13 +146,13 @@ func NewDumpDisk(ctx *pulumi.Context, name string, cfg DumpDiskArgs, opts ...pul
 		if err != nil {
 			return nil, err
 		}
-		disk, project = zd, zd.Project
+		disk, project, location = zd, zd.Project, zd.Zone
 		d.Name, d.SizeGB, d.Type = zd.Name, zd.Size, zd.Type.Elem()
 		d.Zones = pulumi.ToStringArrayOutput([]pulumi.StringOutput{zd.Zone})
-		d.VolumeHandle = pulumi.All(zd.Project, zd.Zone, zd.Name).ApplyT(func(v []any) string {
-			return diskHandle(v[0].(string), v[1].(string), v[2].(string))
-		}).(pulumi.StringOutput)
 	}
+	d.VolumeHandle = pulumi.All(project, location, d.Name).ApplyT(func(v []any) string {
+		return handleOf(v[0].(string), v[1].(string), v[2].(string))
+	}).(pulumi.StringOutput)
 	d.Disk = disk
 
 	if cfg.Snapshots.Enabled() {

@@ -349,6 +349,11 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	}
 	c.Disk.Protect = p.boolean("diskProtect")
 	c.Disk.RetainOnDelete = p.boolean("diskRetainOnDelete")
+	if c.Disk.Restored() && !c.Disk.RetainOnDelete {
+		if v, _ := get("diskRetainOnDelete"); v == "false" {
+			p.fail("diskRetainOnDelete", v, "must be true when diskSourceSnapshot is set: a restore lets the old disk leave the stack, and only retainOnDelete keeps it in the project (a stack that ran with false needs one up with true first: docs/restore.md)")
+		}
+	}
 
 	c.Snapshots.Schedule = p.oneOf("snapshotSchedule", schedules)
 	if c.Snapshots.Enabled() {

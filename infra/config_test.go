@@ -43,6 +43,7 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"regional pd-standard too small", map[string]string{"diskReplicaZones": `["us-central1-a","us-central1-b"]`, "diskSizeGb": "199"}, "diskSizeGb", "199", "at least 200 for a regional pd-standard disk"},
 		{"snapshot reference", map[string]string{"diskSourceSnapshot": "projects/loklak-server/snapshots/s1"}, "diskSourceSnapshot", "projects/loklak-server/snapshots/s1", "projects/PROJECT/global/snapshots/NAME"},
 		{"snapshot name", map[string]string{"diskSourceSnapshot": "Snap_1"}, "diskSourceSnapshot", "Snap_1", "a snapshot's name"},
+		{"a restore that would delete the old disk", map[string]string{"diskSourceSnapshot": "s1", "diskRetainOnDelete": "false"}, "diskRetainOnDelete", "false", "must be true when diskSourceSnapshot is set"},
 		{"a snapshot into an adopted disk", map[string]string{"diskMode": "adopt", "diskSourceSnapshot": "s1"}, "diskMode", "adopt", `must be "create" when diskSourceSnapshot is set`},
 		{"a namespace too long for a restored disk's volume", map[string]string{"diskSourceSnapshot": "s1", "namespace": strings.Repeat("n", 50)}, "namespace", strings.Repeat("n", 50), "must be at most 49 characters with a regional or restored disk"},
 		{"schedule", map[string]string{"snapshotSchedule": "monthly"}, "snapshotSchedule", "monthly", "none, hourly, daily, weekly"},

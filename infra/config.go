@@ -380,7 +380,7 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Kube.ClusterIdentifier = p.match("clusterIdentifier", clusterIDPattern, "a name for the cluster without spaces, such as gke_loklak-server_us-central1-a_web; change it only to move the stack to another cluster, which replaces every Kubernetes object")
 	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
 	c.Namespace.Create = p.boolean("createNamespace")
-	if n, volume := c.Namespace.Name, c.Namespace.Name+volumeSuffix+c.VolumeTag(); n != "" && len(volume) > 63 {
+	if n, volume := c.Namespace.Name, volumeName(c.Namespace.Name, c.VolumeTag()); n != "" && len(volume) > 63 {
 		p.fail("namespace", n, fmt.Sprintf("must be at most %d characters with a regional or restored disk: it names the PersistentVolume %q, which a label value (at most 63) must hold", 63-len(volume)+len(n), volume))
 	}
 
@@ -559,16 +559,8 @@ func (p *parser) boolean(key string) bool {
 // labels reads an array of "key=value" strings (Pulumi.yaml's config types have no map).
 func (p *parser) labels(key string) map[string]string {
 	const allowed = `a list of "key=value" strings: keys start with a lowercase letter, keys and values use lowercase letters, digits, "_" and "-", at most 63 characters`
-	raw := p.optional(key)
 	out := map[string]string{}
-	if strings.TrimSpace(raw) == "" {
-		return out
-	}
-	var items []string
-	if err := json.Unmarshal([]byte(raw), &items); err != nil {
-		p.fail(key, raw, "must be "+allowed)
-		return out
-	}
+	items, _ := p.list(key, allowed)
 	for _, item := range items {
 		k, v, found := strings.Cut(item, "=")
 		if !found || !labelKey.MatchString(k) || !labelValue.MatchString(v) {
@@ -580,18 +572,25 @@ func (p *parser) labels(key string) map[string]string {
 	return out
 }
 
+// list reads an optional array key (the engine hands arrays to the program as JSON text) and returns its
+// items and the raw value; unset or blank is an empty list, anything but a list of strings fails.
+func (p *parser) list(key, allowed string) ([]string, string) {
+	raw := p.optional(key)
+	if strings.TrimSpace(raw) == "" {
+		return nil, raw
+	}
+	var items []string
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		p.fail(key, raw, "must be "+allowed)
+		return nil, raw
+	}
+	return items, raw
+}
+
 // replicaZones reads the zones of a regional disk: none, or two distinct zones of region.
 func (p *parser) replicaZones(key, region string) []string {
 	allowed := fmt.Sprintf("empty for a zonal disk, or two distinct zones of the stack's region %q (the region of zone), such as [%q, %q]", region, region+"-a", region+"-b")
-	raw := p.optional(key)
-	if strings.TrimSpace(raw) == "" {
-		return nil
-	}
-	var zones []string
-	if err := json.Unmarshal([]byte(raw), &zones); err != nil {
-		p.fail(key, raw, "must be "+allowed)
-		return nil
-	}
+	zones, raw := p.list(key, allowed)
 	if len(zones) == 0 {
 		return nil
 	}

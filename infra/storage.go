@@ -17,8 +17,6 @@ const (
 	// ClaimName is the PVC's name, as in the 2017 setup (followed by the volume tag of a regional or
 	// restored disk, see Config.VolumeTag).
 	ClaimName = "dump"
-	// volumeSuffix follows the namespace in the names of the StorageClass and the PV.
-	volumeSuffix = "-dump"
 	// VolumeLabel marks the dumps PV; the claim selects on it, which keeps every other volume out of its
 	// reach and forbids provisioning one for it.
 	VolumeLabel = "loklak.org/dumps-volume"
@@ -28,6 +26,10 @@ const (
 	// carry it as volume_name.
 	dataVolumeName = "data"
 )
+
+// volumeName is the cluster-wide name of an environment's StorageClass and PV: <environment>-dump, then
+// the disk's tag (Config.VolumeTag).
+func volumeName(environment, tag string) string { return environment + "-dump" + tag }
 
 // DumpVolume is the Kubernetes side of the dumps disk: a StorageClass, a statically provisioned
 // PersistentVolume for exactly that disk, and a claim bound to exactly that volume.
@@ -59,7 +61,7 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		return nil, err
 	}
 	parent := pulumi.Parent(v)
-	name, claimName, logical := args.Environment+volumeSuffix+args.Tag, ClaimName+args.Tag, "dump"+args.Tag
+	name, claimName, logical := volumeName(args.Environment, args.Tag), ClaimName+args.Tag, "dump"+args.Tag
 	// Logical names follow only the disk (the tag), never the namespace that names these objects; the
 	// alias carries stacks deployed when they did.
 	formerly := pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name)}})
@@ -143,7 +145,7 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 	//   - boundToVolume fails the update if the claim still ends up bound elsewhere.
 	// Stacks created when the claim named its volume keep that input and go without the selector: both
 	// fields are immutable on a claim, and changing either would replace it.
-	pvc, err := corev1.NewPersistentVolumeClaim(ctx, ClaimName+args.Tag, &corev1.PersistentVolumeClaimArgs{
+	pvc, err := corev1.NewPersistentVolumeClaim(ctx, claimName, &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(claimName), Namespace: args.Namespace, Labels: labels},
 		Spec: &corev1.PersistentVolumeClaimSpecArgs{
 			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},

@@ -31,6 +31,21 @@ func untag(steps []string) []string {
 	return out
 }
 
+// wantNoCallOn checks that no Compute API call since the first `since` touched the disk at path (a
+// restore must leave the old disk alone: its zone may be down).
+func wantNoCallOn(t *testing.T, gce *gcestandin.Compute, since int, path string) {
+	t.Helper()
+	calls, err := gce.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls[since:] {
+		if c.Path == path || strings.HasPrefix(c.Path, path+"/") {
+			t.Errorf("the restore called %s %s on the old disk", c.Method, c.Path)
+		}
+	}
+}
+
 // movePlan is what a restore of a zonal disk with a daily schedule plans, the new disk and its attachment
 // being of the types given: creates for the new disk and its objects, the Deployment moved, deletes for
 // the old ones; nothing replaced.
@@ -240,15 +255,7 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 		want(t, "B's zone", restored.Zone, zoneB)
 		want(t, "B's source", restored.SourceSnapshot, gcestandin.APIBase+gcestandin.SnapshotPath(project, snapshot))
 		wantDeep(t, "schedule on B", restored.ResourcePolicies, []string{gcestandin.APIBase + gcestandin.PolicyPath(project, "us-central1", "restore-b-snapshots")})
-		all, err := gce.Calls()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range all[calls:] {
-			if strings.Contains(c.Path, "/disks/restore-a") {
-				t.Errorf("the restore called %s %s on the old disk, whose zone is down", c.Method, c.Path)
-			}
-		}
+		wantNoCallOn(t, gce, calls, old.Path())
 		kept := simDisk(t, gce, project, "restore-a")
 		want(t, "A still in the project", kept.ID, old.ID)
 		wantDeep(t, "A keeps its schedule", kept.ResourcePolicies, []string{oldPolicy})
@@ -369,15 +376,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 			want(t, "new disk's source", restored.SourceSnapshot, gcestandin.APIBase+gcestandin.SnapshotPath(prodProject, snapshot))
 			want(t, "new disk's size", restored.SizeGB, 200)
 			wantDeep(t, "new disk's schedule", restored.ResourcePolicies, []string{gcestandin.APIBase + gcestandin.PolicyPath(prodProject, "us-central1", newDisk+"-snapshots")})
-			all, err := gce.Calls()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range all[upCalls:] {
-				if strings.Contains(c.Path, prodHandle) {
-					t.Errorf("the restore called %s %s on the old disk", c.Method, c.Path)
-				}
-			}
+			wantNoCallOn(t, gce, upCalls, prodHandle)
 			kept := simDisk(t, gce, prodProject, prodDisk)
 			want(t, "old disk still in the project", kept.ID, old.ID)
 			wantDeep(t, "old disk keeps its schedule", kept.ResourcePolicies, []string{oldPolicy})

@@ -13,10 +13,10 @@ STACK ?= dev
 build:
 	go build ./...
 
-## test: unit tests under mocks (fast, no cloud, no tools), and the harness under the race detector
+## test: unit tests under mocks (fast, no cloud, no tools), and the control plane's process bookkeeping under the race detector
 test:
 	go test ./...
-	go test -race ./harness/
+	go test -race ./testbed/gke/
 
 ## vet: gofmt and go vet, with and without the e2e tag
 vet:
@@ -40,23 +40,23 @@ toolchain:
 
 ## e2e: the real engine and Kubernetes provider against a real kube-apiserver on loopback
 e2e:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -timeout 40m -v ./e2e/
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -timeout 40m -v ./testbed/e2e/
 
 ## bench: program, build, preview and update timings beside their floors (prints tables; ~14 min)
 bench:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./bench $(BENCHFLAGS)
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./testbed/bench $(BENCHFLAGS)
 
 ## local-up: start a local control plane (or reuse the running one) and run `up` for the local stack
 local-up:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local up
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./testbed/cmd/local up
 
 ## local-preview: preview the local stack against the running local control plane
 local-preview:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local preview
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./testbed/cmd/local preview
 
 ## local-down: destroy the local stack and stop the local control plane
 local-down:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./cmd/local down
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go run ./testbed/cmd/local down
 
 ## preview / up: against your cloud, with your Pulumi CLI and credentials (STACK=dev|prod)
 preview:

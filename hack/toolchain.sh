@@ -150,12 +150,12 @@ build_linters() {
 
 # ---- the Compute Engine stand-in (this repository's own code) -------------------------------------------------
 # The real GCP provider cannot be built here (the proxy refuses it), so the end-to-end tests load
-# cmd/pulumi-resource-gcp as the `gcp` plugin. It is built from this checkout on every run (go build is
+# testbed/cmd/pulumi-resource-gcp as the `gcp` plugin. It is built from this checkout on every run (go build is
 # incremental: about a second when nothing changed), so it always matches the source being tested.
 build_gce_standin() {
   local bin=$1
   (cd "$repo_root" && go build -trimpath -o "$bin/pulumi-resource-gcp" \
-    -ldflags "-X main.version=${gcp_plugin_version#v}" ./cmd/pulumi-resource-gcp)
+    -ldflags "-X main.version=${gcp_plugin_version#v}" ./testbed/cmd/pulumi-resource-gcp)
 }
 
 # ---- etcd from Debian ---------------------------------------------------------------------------------------

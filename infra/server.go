@@ -136,7 +136,12 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 				},
 			},
 		},
-	}, parent, pulumi.Timeouts(rolloutTimeouts(c.StartupTimeoutSeconds)))
+	}, parent, pulumi.Timeouts(rolloutTimeouts(c.StartupTimeoutSeconds)),
+		// Recreate's promise across a replacement too. A change that replaces the Deployment (a new
+		// namespace, a new cluster identity) would otherwise create the new one before deleting the
+		// old: two loklak pods on one disk. The provider deletes with foreground propagation and waits
+		// until the Deployment is gone, which is after its pods are gone.
+		pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}

@@ -162,6 +162,7 @@ func TestDevStack(t *testing.T) {
 		want(t, "replicas", dep.Get("spec.replicas"), any(float64(1)))
 		want(t, "strategy", dep.String("spec.strategy.type"), "Recreate")
 		want(t, "rollingUpdate", dep.Get("spec.strategy.rollingUpdate"), nil)
+		want(t, "deleteBeforeReplace (never two pods across a replacement)", dep.DeleteBeforeReplace, true)
 		pod := "spec.template.spec."
 		c := pod + "containers.0."
 		want(t, "image", dep.String(c+"image"), "loklak/loklak_server:latest-development")

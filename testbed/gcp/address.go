@@ -49,7 +49,7 @@ func (addressKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (
 			replaces = append(replaces, key)
 		}
 	}
-	return changed, replaces
+	return withLabelOutputs(changed, oldState, news), replaces
 }
 
 func (addressKind) create(p *Provider, in map[string]any, preview bool) (string, map[string]any, error) {

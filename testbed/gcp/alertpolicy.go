@@ -13,6 +13,9 @@ const AlertPolicyType = "gcp:monitoring/alertPolicy:AlertPolicy"
 // alertPolicyKind is gcp:monitoring/alertPolicy:AlertPolicy (monitoring-rules.md).
 type alertPolicyKind struct{}
 
+// serverNamed: the API names a policy (its name is an output), so a replacement is create-before-delete.
+func (alertPolicyKind) serverNamed() {}
+
 var (
 	alertPolicyProps = []string{"alertStrategy", "combiner", "conditions", "displayName", "documentation", "enabled",
 		"notificationChannels", "project", "severity", "userLabels"}

@@ -14,6 +14,8 @@
 //     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
 //     terraform-provider-google-beta v5.42.0) as written down, with sources, in
 //     ../shared/notes/gce-provider-rules.md (beside the repository); each rule below names its section there ("rules §1").
+//     Its Check, Diff and import by ID are also held to the real provider's recorded answers
+//     (../shared/conformance, replayed by conformance_test.go).
 //
 // It is test infrastructure: testbed/cmd/pulumi-resource-gcp serves it only when LOKLAK_GCE_STANDIN_DIR names a
 // simulated project, and nothing in it talks to a network. Package infra never imports it.
@@ -590,6 +592,20 @@ func (c *Compute) CreateSnapshot(path, name string, labels map[string]string) (S
 	s := Snapshot{ID: c.newID(), Name: name, Project: d.Project, SourceDisk: d.SelfLink(), SourceDiskID: d.ID,
 		DiskSizeGB: d.SizeGB, Labels: labels, CreationTimestamp: c.now().UTC().Format(time.RFC3339)}
 	return s, c.store(snapPath, s)
+}
+
+// PutSnapshot stores a snapshot as it is, without an API call: one taken before the test (of a disk that
+// may be gone). Missing ID and timestamp are filled in.
+func (c *Compute) PutSnapshot(s Snapshot) (Snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ID == "" {
+		s.ID = c.newID()
+	}
+	if s.CreationTimestamp == "" {
+		s.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	}
+	return s, c.store(SnapshotPath(s.Project, s.Name), s)
 }
 
 // Snapshots lists a project's snapshots, oldest first (by name within the same second).

@@ -45,6 +45,15 @@ func (k diskKind) rules() (typ string, props, computed, inPlace []string) {
 	return DiskType, diskProps, diskComputed, diskInPlace
 }
 
+// ints are the integer inputs: a string that parses as one is taken, any other string fails the Check
+// as an RPC error (the bridge's conversion, before validation).
+func (k diskKind) ints() []string {
+	if k.regional {
+		return []string{"size", "physicalBlockSizeBytes"}
+	}
+	return []string{"size", "physicalBlockSizeBytes", "provisionedIops", "provisionedThroughput"}
+}
+
 func (k diskKind) check(_ *Provider, name string, olds, news map[string]any, seed []byte) (map[string]any, []plugin.CheckFailure) {
 	typ, props, _, _ := k.rules()
 	inputs := clone(news)
@@ -95,7 +104,7 @@ func (k diskKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (c
 		}
 		changed = append(changed, key)
 	}
-	return changed, replaces
+	return withLabelOutputs(changed, oldState, news), replaces
 }
 
 // sameByName reports whether two links, or two lists of links, name the same resources by their last

@@ -77,7 +77,14 @@ func checkSchedule(v any, fail func(prop, format string, args ...any)) {
 		}
 	}
 	if len(set) != 1 {
-		fail("snapshotSchedulePolicy.schedule", "exactly one of hourlySchedule, dailySchedule, weeklySchedule must be specified, got %v", set)
+		// ExactlyOneOf: the provider fails every member of the group, set or not.
+		for _, k := range []string{"dailySchedule", "hourlySchedule", "weeklySchedule"} {
+			if len(set) == 0 {
+				fail("snapshotSchedulePolicy.schedule."+k, "one of dailySchedule, hourlySchedule, weeklySchedule must be specified")
+			} else {
+				fail("snapshotSchedulePolicy.schedule."+k, "only one of dailySchedule, hourlySchedule, weeklySchedule can be specified, got %v", set)
+			}
+		}
 		return
 	}
 	for _, k := range []string{"hourlySchedule", "dailySchedule"} {

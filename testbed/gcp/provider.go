@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/blang/semver"
@@ -121,10 +122,40 @@ func (p *Provider) Check(_ context.Context, req plugin.CheckRequest) (plugin.Che
 	if err != nil {
 		return plugin.CheckResponse{}, err
 	}
-	name := req.URN.Name()
-	inputs, failures := k.check(p, name, plainMap(req.Olds), plainMap(req.News), req.RandomSeed)
+	news := plainMap(req.News)
+	if t, ok := k.(intTyped); ok {
+		// The bridge converts the inputs to the schema's types before any check; a value that does not
+		// convert fails the whole call, as an RPC error rather than a check failure.
+		if err := toInts(news, t.ints()); err != nil {
+			return plugin.CheckResponse{}, err
+		}
+	}
+	inputs, failures := k.check(p, req.URN.Name(), plainMap(req.Olds), news, req.RandomSeed)
 	return plugin.CheckResponse{Properties: toPropertyMap(inputs, nil), Failures: failures}, nil
 }
+
+// intTyped is a kind with integer inputs (TypeInt in the schema).
+type intTyped interface{ ints() []string }
+
+// toInts converts the named inputs to numbers as the bridge does: a number stays, a string is parsed
+// (strconv.ParseInt, so "10" is 10), and anything else that does not parse is an error naming the input.
+func toInts(inputs map[string]any, names []string) error {
+	for _, key := range names {
+		s, ok := inputs[key].(string)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		inputs[key] = float64(n)
+	}
+	return nil
+}
+
+// serverNamed is a kind without a name input: the API names the resource (an alert policy).
+type serverNamed interface{ serverNamed() }
 
 // Diff implements plugin.Provider.
 func (p *Provider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffResponse, error) {
@@ -143,16 +174,19 @@ func (p *Provider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffR
 		if slices.Contains(replaces, key) {
 			kind = plugin.DiffUpdateReplace
 		}
-		detailed[key] = plugin.PropertyDiff{Kind: kind, InputDiff: true}
+		// effectiveLabels and pulumiLabels are outputs: their diff is against the old state.
+		detailed[key] = plugin.PropertyDiff{Kind: kind, InputDiff: !slices.Contains(secretOutputs, key)}
 	}
+	_, unnamed := k.(serverNamed)
 	return plugin.DiffResult{
 		Changes:      plugin.DiffSome,
 		ChangedKeys:  keys(changed),
 		ReplaceKeys:  keys(replaces),
 		DetailedDiff: detailed,
 		// Rules §0: delete-before-replace when the name is explicit (two resources cannot share it),
-		// create-before-delete when it was autonamed.
-		DeleteBeforeReplace: len(replaces) > 0 && !defaulted(news, "name"),
+		// create-before-delete when it was autonamed. A type without a name input (the API names it)
+		// is never deleted first: the bridge asks only when an autonamed name was given explicitly.
+		DeleteBeforeReplace: len(replaces) > 0 && !unnamed && !defaulted(news, "name"),
 	}, nil
 }
 
@@ -491,6 +525,57 @@ func lastSegment(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// withLabelOutputs adds to a diff that changes labels the two label outputs the provider reports with
+// it: effectiveLabels when the planned labels on the resource (rules §0, SetLabelsDiff: the old effective
+// labels, minus the managed keys removed, plus the new managed ones) have other keys than the state's, and
+// pulumiLabels when the new labels have other keys than the state's pulumiLabels. A changed value alone
+// changes neither's keys, and the provider reports only labels. An unknown labels makes both unknown.
+func withLabelOutputs(changed []string, oldState, news map[string]any) []string {
+	if !slices.Contains(changed, "labels") {
+		return changed
+	}
+	if containsUnknown(news["labels"]) {
+		return sortedUnion(changed, "effectiveLabels", "pulumiLabels")
+	}
+	managed := stringMap(news["labels"])
+	if !sameKeys(plannedLabels(oldState, managed), stringMap(oldState["effectiveLabels"])) {
+		changed = sortedUnion(changed, "effectiveLabels")
+	}
+	if !sameKeys(managed, stringMap(oldState["pulumiLabels"])) {
+		changed = sortedUnion(changed, "pulumiLabels")
+	}
+	return changed
+}
+
+// plannedLabels are the labels the provider plans for the resource from its state alone (rules §0,
+// SetLabelsDiff): the state's effectiveLabels, minus the keys the state's labels managed and the new
+// labels drop, plus the new labels.
+func plannedLabels(oldState map[string]any, managed map[string]string) map[string]string {
+	planned := stringMap(oldState["effectiveLabels"])
+	for k := range stringMap(oldState["labels"]) {
+		if _, kept := managed[k]; !kept {
+			delete(planned, k)
+		}
+	}
+	maps.Copy(planned, managed)
+	return planned
+}
+
+func sameKeys(a, b map[string]string) bool {
+	return slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b)))
+}
+
+func sortedUnion(ss []string, more ...string) []string {
+	out := slices.Clone(ss)
+	for _, s := range more {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // managedLabels are the live labels whose keys the stack set (its state's labels): labels are

@@ -43,7 +43,7 @@ func (addressKind) check(_ *Provider, name string, olds, news map[string]any, se
 
 // diff: everything but labels forces a new address (rules §5).
 func (addressKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (changed, replaces []string) {
-	changed = diffInputs(oldInputs, oldState, news, addressComputed)
+	changed = diffInputs(oldInputs, oldState, news, addressProps, addressComputed)
 	for _, key := range changed {
 		if key != "labels" {
 			replaces = append(replaces, key)

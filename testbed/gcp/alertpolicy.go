@@ -82,7 +82,7 @@ func oneOf(inputs map[string]any, key, property string, allowed []string) []plug
 
 // diff: project replaces the policy; every other field is patched in place (monitoring-rules.md).
 func (alertPolicyKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (changed, replaces []string) {
-	changed = diffInputs(oldInputs, oldState, news, []string{"project", "enabled"})
+	changed = diffInputs(oldInputs, oldState, news, alertPolicyProps, []string{"project", "enabled"})
 	if slices.Contains(changed, "project") {
 		replaces = []string{"project"}
 	}

@@ -20,6 +20,9 @@ func (k attachmentKind) scope() string {
 	return "zone"
 }
 
+// props are the attachment's inputs.
+func (k attachmentKind) props() []string { return []string{"disk", "name", k.scope(), "project"} }
+
 func (k attachmentKind) typ() string {
 	if k.regional {
 		return RegionAttachmentType
@@ -29,7 +32,7 @@ func (k attachmentKind) typ() string {
 
 func (k attachmentKind) check(_ *Provider, name string, olds, news map[string]any, seed []byte) (map[string]any, []plugin.CheckFailure) {
 	inputs := clone(news)
-	failures := unknownInputs(inputs, []string{"disk", "name", k.scope(), "project"}, k.typ())
+	failures := unknownInputs(inputs, k.props(), k.typ())
 	if v, ok := inputs["disk"]; !ok || v == nil {
 		failures = append(failures, failure("disk", "Missing required property 'disk'"))
 	}
@@ -39,7 +42,7 @@ func (k attachmentKind) check(_ *Provider, name string, olds, news map[string]an
 }
 
 func (k attachmentKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (changed, replaces []string) {
-	changed = diffInputs(oldInputs, oldState, news, []string{k.scope(), "project"})
+	changed = diffInputs(oldInputs, oldState, news, k.props(), []string{k.scope(), "project"})
 	return changed, changed
 }
 

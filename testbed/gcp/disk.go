@@ -80,8 +80,8 @@ func (k diskKind) check(_ *Provider, name string, olds, news map[string]any, see
 }
 
 func (k diskKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (changed, replaces []string) {
-	_, _, computed, inPlace := k.rules()
-	for _, key := range diffInputs(oldInputs, oldState, news, computed) {
+	_, props, computed, inPlace := k.rules()
+	for _, key := range diffInputs(oldInputs, oldState, news, props, computed) {
 		switch {
 		case key == "replicaZones" && sameByName(oldInputs[key], news[key]):
 			continue // stored as v1 zone URLs, compared by name (rules §2)

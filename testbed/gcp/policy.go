@@ -127,7 +127,7 @@ func validateHourlyOnly(t string) error {
 }
 
 func (policyKind) diff(_ *Provider, oldInputs, oldState, news map[string]any) (changed, replaces []string) {
-	changed = diffInputs(oldInputs, oldState, news, []string{"region", "project", "name"})
+	changed = diffInputs(oldInputs, oldState, news, policyProps, []string{"region", "project", "name"})
 	for _, key := range changed {
 		if slices.Contains(policyForceNew, key) {
 			replaces = append(replaces, key)

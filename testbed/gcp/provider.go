@@ -468,10 +468,14 @@ func autoname(inputs, olds map[string]any, logical string, seed []byte) []any {
 // diffInputs compares new inputs with the old state (the provider diffs configuration against state),
 // falling back to the old inputs for keys the state lacks. A key absent from the new inputs is a change
 // only when it was set before and is not Optional+Computed. Unknown new values count as changes.
-func diffInputs(oldInputs, oldState, news map[string]any, computed []string) []string {
+//
+// Only the type's own inputs (props) are compared: the provider reads the old state through the new
+// type's schema, so after a change of type (an alias from a RegionDisk to a Disk, or back) an input only
+// the old type has (zone, or region and replicaZones) is no change of its own.
+func diffInputs(oldInputs, oldState, news map[string]any, props, computed []string) []string {
 	var changed []string
 	for _, key := range slices.Sorted(maps.Keys(unionKeys(oldInputs, news))) {
-		if key == defaultsKey {
+		if key == defaultsKey || !slices.Contains(props, key) {
 			continue
 		}
 		nv, inNew := news[key]

@@ -107,10 +107,14 @@ func (addressKind) read(p *Provider, id string, oldInputs, oldState map[string]a
 	state := addressState(a, oldInputs, managedLabels(oldState, a.Labels))
 	inputs := clone(oldInputs)
 	if len(oldInputs) == 0 {
-		// Import: inputs from what was read, with an empty __defaults (rules §10); Read maps an empty
-		// addressType to EXTERNAL (rules §5).
+		// Import: inputs from what was read, with an empty __defaults (rules §10). Read maps an empty
+		// addressType to EXTERNAL (rules §5), and the bridge leaves out an optional input at its default
+		// (extractSchemaInputs), so an EXTERNAL address's inputs have no addressType.
 		inputs = map[string]any{"name": a.Name, "project": a.Project, "region": a.Region, "address": a.Address,
-			"addressType": state["addressType"], "networkTier": a.NetworkTier, defaultsKey: []any{}}
+			"networkTier": a.NetworkTier, defaultsKey: []any{}}
+		if t := str(state["addressType"]); t != "EXTERNAL" {
+			inputs["addressType"] = t
+		}
 	}
 	return AddressPath(a.Project, a.Region, a.Name), inputs, state, nil
 }

@@ -66,7 +66,13 @@ func (alertPolicyKind) check(_ *Provider, _ string, _, news map[string]any, _ []
 		}
 		failures = append(failures, oneOf(threshold, "comparison", at("conditionThreshold.comparison"), alertComparisons)...)
 	}
-	inputs[defaultsKey] = []any{}
+	// The schema's default, filled in and recorded as the bridge does: enabled is true unless given.
+	defaults := []any{}
+	if _, set := inputs["enabled"]; !set {
+		inputs["enabled"] = true
+		defaults = append(defaults, "enabled")
+	}
+	inputs[defaultsKey] = defaults
 	return inputs, failures
 }
 

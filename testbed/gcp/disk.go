@@ -256,10 +256,15 @@ func (k diskKind) read(p *Provider, id string, oldInputs, oldState map[string]an
 	state := k.state(d, oldInputs, managedLabels(oldState, d.Labels))
 	var inputs map[string]any
 	if len(oldInputs) == 0 {
-		// Import: the inputs come from what was read, with an empty __defaults (rules §10).
+		// Import: the inputs come from what was read, with an empty __defaults (rules §10). The bridge
+		// leaves out an optional input whose value is its default or zero (extractSchemaInputs): type
+		// pd-standard, an empty description, no labels.
 		inputs = map[string]any{
-			"name": d.Name, "project": d.Project, "size": d.SizeGB, "type": d.Type,
+			"name": d.Name, "project": d.Project, "size": d.SizeGB,
 			"physicalBlockSizeBytes": d.PhysicalBlockSizeBytes, defaultsKey: []any{},
+		}
+		if d.Type != "pd-standard" {
+			inputs["type"] = d.Type
 		}
 		if d.Regional() {
 			inputs["region"], inputs["replicaZones"] = d.Region, anyList(d.ReplicaZones)

@@ -244,8 +244,8 @@ func TestDiskImportByEveryIDForm(t *testing.T) {
 		if res.ID != "projects/p1/zones/us-central1-a/disks/data-dump-disk" {
 			t.Errorf("import %q: canonical ID %q", id, res.ID)
 		}
-		if res.Inputs["size"].NumberValue() != 100 || res.Inputs["type"].StringValue() != "pd-standard" {
-			t.Errorf("import %q: inputs %v", id, res.Inputs)
+		if _, hasType := res.Inputs["type"]; res.Inputs["size"].NumberValue() != 100 || hasType || res.Outputs["type"].StringValue() != "pd-standard" {
+			t.Errorf("import %q: inputs %v; want size 100 and no type (pd-standard is the default, left out)", id, res.Inputs)
 		}
 		if _, has := res.Inputs["labels"]; has || len(res.Outputs["labels"].ObjectValue()) != 0 { // rules §10: no labels
 			t.Errorf("import %q read labels: inputs %v, state %v", id, res.Inputs["labels"], res.Outputs["labels"])
@@ -458,7 +458,8 @@ func TestAddressRules(t *testing.T) {
 	}
 	for _, importID := range []string{"projects/p1/regions/us-central1/addresses/promoted", "p1/us-central1/promoted", "us-central1/promoted", "promoted"} {
 		r, err := f.p.Read(context.Background(), plugin.ReadRequest{Type: AddressType, ID: resource.ID(importID)})
-		if err != nil || r.Inputs["address"].StringValue() != "198.51.100.7" || r.Inputs["addressType"].StringValue() != "EXTERNAL" {
+		_, hasType := r.Inputs["addressType"] // EXTERNAL is the default: left out of the inputs
+		if err != nil || r.Inputs["address"].StringValue() != "198.51.100.7" || hasType || r.Outputs["addressType"].StringValue() != "EXTERNAL" {
 			t.Errorf("import %q: %v %v", importID, r.Inputs, err)
 		}
 	}

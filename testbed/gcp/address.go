@@ -128,8 +128,9 @@ func (addressKind) update(p *Provider, id string, oldState, news map[string]any,
 	if err != nil {
 		return nil, err
 	}
+	// As for a disk: the labels planned from the state, with the state's labelFingerprint (rules §5).
 	managed := stringMap(news["labels"])
-	a, err := p.compute.SetAddressLabels(f["project"], f["region"], f["name"], managed)
+	a, err := p.compute.SetAddressLabels(f["project"], f["region"], f["name"], plannedLabels(oldState, managed), str(oldState["labelFingerprint"]))
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@
 //     regional disks, snapshots, resource policies and addresses as JSON documents shaped like the Compute
 //     API's, with the checks the API itself makes (name syntax, size limits by type and replication, replica
 //     zones in the disk's region, a disk no smaller than its snapshot, a policy in use cannot be deleted, a
-//     shrinking resize is refused, the snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
+//     shrinking resize is refused, a setLabels with a stale label fingerprint is refused, the
+//     snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
 //     it after a destroy. Every call is appended to calls.log.
 //   - Provider (provider.go and one file per type) is a Pulumi resource provider that the engine loads as
 //     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
@@ -500,16 +501,40 @@ func (c *Compute) ResizeDisk(path string, sizeGB int) (Disk, error) {
 	})
 }
 
-// SetDiskLabels replaces a disk's labels; the fingerprint must be the current one, as in the API.
+// errStaleFingerprint is the API's answer to a setLabels whose labelFingerprint is not the resource's
+// current one: its labels changed since the caller read them.
+func errStaleFingerprint() error {
+	return &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
+}
+
+// SetDiskLabels replaces a disk's labels; the fingerprint must be the current one, as in the API (a
+// 412 conditionNotMet otherwise). The fingerprint is a hash of the labels, so any change of them, by
+// anyone, changes it.
 func (c *Compute) SetDiskLabels(path string, labels map[string]string, labelFingerprint string) (Disk, error) {
 	return c.changeDisk(path, "POST", path+"/setLabels", map[string]any{"labels": labels}, func(d *Disk) error {
 		if labelFingerprint != d.LabelFingerprint {
-			return &APIError{Code: 412, Reason: "conditionNotMet", Message: "Labels fingerprint either invalid or resource labels have changed"}
+			return errStaleFingerprint()
 		}
 		d.Labels = labels
 		d.LabelFingerprint = fingerprint(labels)
 		return nil
 	})
+}
+
+// EditDiskLabels is a hand edit of a disk's labels outside any stack, as `gcloud compute disks
+// add-labels` or the console make one: it reads the disk, lets edit change its labels, and sets them with
+// the fingerprint it read. The disk's labelFingerprint changes with its labels.
+func (c *Compute) EditDiskLabels(path string, edit func(labels map[string]string)) (Disk, error) {
+	d, err := c.GetDisk(path)
+	if err != nil {
+		return Disk{}, err
+	}
+	labels := maps.Clone(d.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	edit(labels)
+	return c.SetDiskLabels(path, labels, d.LabelFingerprint)
 }
 
 // DetachDisk removes an instance from a disk's users (instances.detachDisk, as far as the disk is concerned).
@@ -767,8 +792,8 @@ func (c *Compute) GetAddress(project, region, name string) (Address, error) {
 	return load[Address](c, "address", path)
 }
 
-// SetAddressLabels replaces an address's labels.
-func (c *Compute) SetAddressLabels(project, region, name string, labels map[string]string) (Address, error) {
+// SetAddressLabels replaces an address's labels; the fingerprint must be the current one, as for a disk.
+func (c *Compute) SetAddressLabels(project, region, name string, labels map[string]string, labelFingerprint string) (Address, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	path := AddressPath(project, region, name)
@@ -778,6 +803,9 @@ func (c *Compute) SetAddressLabels(project, region, name string, labels map[stri
 	a, err := load[Address](c, "address", path)
 	if err != nil {
 		return Address{}, err
+	}
+	if labelFingerprint != a.LabelFingerprint {
+		return Address{}, errStaleFingerprint()
 	}
 	a.Labels, a.LabelFingerprint = labels, fingerprint(labels)
 	return a, c.store(path, a)

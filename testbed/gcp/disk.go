@@ -297,33 +297,29 @@ func (k diskKind) update(p *Provider, id string, oldState, news map[string]any, 
 		state["effectiveLabels"], state["pulumiLabels"], state["labelFingerprint"] = unknown{}, unknown{}, unknown{}
 		return state, nil
 	}
+	// The provider works from its state, not from a fresh read: setLabels sends the labels planned from
+	// the state's effectiveLabels with the state's labelFingerprint (rules §0, SetLabelsDiff), then
+	// resize; it reads the disk only after. Labels changed by hand since the last refresh make the
+	// fingerprint stale: Compute Engine answers 412 conditionNotMet and nothing changes (`up --refresh`
+	// reads the new fingerprint first).
+	if !same(anyMap(stringMap(oldState["labels"])), anyMap(managed)) {
+		if _, err := p.compute.SetDiskLabels(path, plannedLabels(oldState, managed), str(oldState["labelFingerprint"])); err != nil {
+			return nil, err
+		}
+	}
+	if size, ok := num(news["size"]); ok && size != intOf(oldState["size"]) {
+		if _, err := p.compute.ResizeDisk(path, size); err != nil {
+			return nil, err
+		}
+	}
 	d, err := p.compute.GetDisk(path)
 	if err != nil {
 		return nil, err
 	}
-	if !same(anyMap(stringMap(oldState["labels"])), anyMap(managed)) {
-		// setLabels with the effective labels: the old ones, minus the managed keys removed, plus the new
-		// managed ones (rules §0, SetLabelsDiff).
-		effective := map[string]string{}
-		for k, v := range d.Labels {
-			if _, wasManaged := stringMap(oldState["labels"])[k]; !wasManaged {
-				effective[k] = v
-			}
-		}
-		for k, v := range managed {
-			effective[k] = v
-		}
-		if d, err = p.compute.SetDiskLabels(path, effective, d.LabelFingerprint); err != nil {
-			return nil, err
-		}
-	}
-	if size, ok := num(news["size"]); ok && size != d.SizeGB {
-		if d, err = p.compute.ResizeDisk(path, size); err != nil {
-			return nil, err
-		}
-	}
 	return k.state(d, news, managed), nil
 }
+
+func intOf(v any) int { n, _ := num(v); return n }
 
 // delete detaches the disk from every instance that uses it, then deletes it (rules §8): nothing but the
 // engine's protect and retainOnDelete stops a delete.

@@ -555,7 +555,7 @@ func withLabelOutputs(changed []string, oldState, news map[string]any) []string 
 
 // plannedLabels are the labels the provider plans for the resource from its state alone (rules §0,
 // SetLabelsDiff): the state's effectiveLabels, minus the keys the state's labels managed and the new
-// labels drop, plus the new labels.
+// labels drop, plus the new labels. An update sends them with the state's labelFingerprint.
 func plannedLabels(oldState map[string]any, managed map[string]string) map[string]string {
 	planned := stringMap(oldState["effectiveLabels"])
 	for k := range stringMap(oldState["labels"]) {

@@ -202,18 +202,23 @@ func TestDiskDiffFollowsTheProvider(t *testing.T) {
 func TestDiskUpdateResizesAndKeepsUnmanagedLabels(t *testing.T) {
 	f := newFixture(t)
 	id, inputs, state := f.create(DiskType, "dump-disk", diskInputs(20, map[string]any{"app": "loklak"}))
-	// Someone adds a label in the console: the stack does not manage it and must keep it (rules §0).
-	d := f.disk("data")
-	if _, err := f.compute.SetDiskLabels(DiskPath("p1", "us-central1-a", "data"), map[string]string{"app": "loklak", "owner": "ops"}, d.LabelFingerprint); err != nil {
+	// Someone adds a label in the console: the stack does not manage it and must keep it (rules §0). The
+	// update works from the state, so it needs a refresh first (TestLabelsChangedByHandFailTheUpdate).
+	if _, err := f.compute.EditDiskLabels(DiskPath("p1", "us-central1-a", "data"), func(l map[string]string) { l["owner"] = "ops" }); err != nil {
 		t.Fatal(err)
 	}
+	refreshed, err := f.p.Read(context.Background(), plugin.ReadRequest{URN: urn(DiskType, "dump-disk"), Type: DiskType, ID: id, Inputs: inputs, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs, state = refreshed.Inputs, refreshed.Outputs
 	news := f.check(DiskType, "dump-disk", inputs, props(diskInputs(40, map[string]any{"app": "loklak", "env": "dev"})))
 	res, err := f.p.Update(context.Background(), plugin.UpdateRequest{URN: urn(DiskType, "dump-disk"), Type: DiskType, ID: id,
 		OldInputs: inputs, OldOutputs: state, NewInputs: news})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d = f.disk("data")
+	d := f.disk("data")
 	if d.SizeGB != 40 {
 		t.Errorf("size = %d, want 40", d.SizeGB)
 	}

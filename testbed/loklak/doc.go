@@ -3,5 +3,6 @@
 // delay has passed, then 200 with the heap from ENVXmx and the version), the message dump under
 // DATA/dump/own (messages_YYYYMMDD_NNNNNNNN.txt, older days gzipped at start, dump_write_enabled), the
 // GET /dump/ listing in loklak's format with each file's bytes at its link, and a clean stop on
-// SIGTERM. See README.md for what it copies and from where, and what it does not do.
+// SIGTERM. The sub-package image builds its container images. See README.md for what it copies and
+// from where, and what it does not do.
 package loklak

@@ -101,6 +101,12 @@ func (c Config) VolumeTag() string {
 	return "-" + shortHash(handle+"@"+c.Disk.SourceSnapshot)
 }
 
+// VolumeHandle is the disk's ID as the PD CSI driver (the PV's volumeHandle) and the GCP provider spell
+// it: projects/P/zones/Z/disks/N, or projects/P/regions/R/disks/N for a regional disk.
+func (c Config) VolumeHandle() string {
+	return DumpDiskArgs{Project: c.GCPProject, Zone: c.Zone, Region: c.Region, Disk: c.Disk}.handle()
+}
+
 // shortHash is 8 hex digits of s's SHA-256: short enough for names, enough to tell a stack's disks apart.
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))

@@ -50,14 +50,29 @@ func (e *ConfigError) report(ctx *pulumi.Context) error {
 	return fmt.Errorf("%w: %d problem(s), each reported above; nothing was changed", ErrInvalidConfig, len(e.Errors))
 }
 
-// Stack validates all configuration before it registers anything, then declares the stack and returns
-// its outputs.
-func Stack(ctx *pulumi.Context) (pulumi.Map, error) {
+// Stack is StackOn the cluster the config names, through client-go.
+func Stack(ctx *pulumi.Context) (pulumi.Map, error) { return StackOn(ctx, NewKubeCluster) }
+
+// StackOn validates all configuration, then checks it against the cluster that connect opens
+// (CheckAgainstCluster), all before it registers anything; then it declares the stack and returns its
+// outputs. Tests pass a connect that returns a fake Cluster.
+func StackOn(ctx *pulumi.Context, connect func(KubeConfig) (Cluster, error)) (pulumi.Map, error) {
 	cfg, err := ParseConfig(ctx.Project(), func(key string) (string, bool) {
 		v, err := config.Try(ctx, key) // fails only when the key is unset
 		return v, err == nil
 	}, engineConfigKeys())
 	if err != nil {
+		return nil, err
+	}
+	cluster, err := connect(cfg.Kube)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckAgainstCluster(ctx.Context(), cfg, cluster); err != nil {
+		var invalid *ConfigError
+		if errors.As(err, &invalid) {
+			invalid.Project = ctx.Project()
+		}
 		return nil, err
 	}
 	return Deploy(ctx, cfg)

@@ -44,7 +44,7 @@ func runStack(t *testing.T, stack string, overrides map[string]string) (*recorde
 	if err != nil {
 		t.Fatalf("load stack %s: %v", stack, err)
 	}
-	return recorder.Run(t, project, stack, values.With(overrides), infra.Stack)
+	return recorder.Run(t, project, stack, values.With(overrides), recorder.Cluster{}.Program)
 }
 
 func mustRun(t *testing.T, stack string, overrides map[string]string) *recorder.Recorder {
@@ -389,7 +389,7 @@ func TestClaimBoundElsewhereFailsBeforeLoklakStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder.Recorder{StrayVolume: "pvc-0a1b2c-fresh-and-empty"}
-	err = rec.Run(t, project, "dev", values, infra.Stack)
+	err = rec.Run(t, project, "dev", values, recorder.Cluster{}.Program)
 	if err == nil {
 		t.Fatal("the program accepted a claim bound to another volume")
 	}

@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/loklak/loklak-dumps/testbed/gke"
@@ -130,7 +129,7 @@ func run(ctx context.Context) error {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 		r, err := measure("program under mocks, "+stack, 10**runs, func() error {
-			_, err := recorder.RunProgram(project, stack, values, infra.Stack)
+			_, err := recorder.RunProgram(project, stack, values, recorder.Cluster{}.Program)
 			return err
 		})
 		if err != nil {
@@ -429,7 +428,7 @@ func oneConfigMap(value *string) pulumi.RunFunc {
 
 // localManifests are the local stack's Kubernetes objects as the program sends them, as a kubectl List.
 func localManifests(values stackconfig.Values) ([]byte, error) {
-	rec, err := recorder.RunProgram(project, "local", values, infra.Stack)
+	rec, err := recorder.RunProgram(project, "local", values, recorder.Cluster{}.Program)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -71,7 +70,7 @@ func TestStackObjectsPassServerSideDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec, err := recorder.Run(t, "loklak-dumps", stack, values, infra.Stack)
+			rec, err := recorder.Run(t, "loklak-dumps", stack, values, recorder.Cluster{}.Program)
 			if err != nil {
 				t.Fatal(err)
 			}

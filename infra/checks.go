@@ -1,0 +1,57 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+)
+
+// CheckAgainstCluster refuses, before anything is declared, a valid config that the cluster as it is
+// now would refuse halfway through an update, or that would make the stack create what it must only
+// change. Every problem is a FieldError naming the key, the value and what is allowed; a non-nil error
+// that is not a *ConfigError means the cluster could not be read.
+//
+//   - createNamespace false with a namespace that does not exist: the NamespacePatch applies by
+//     server-side apply, which creates a missing object, so the stack would create a namespace it does
+//     not own and leave it behind, unlabelled, on destroy.
+//   - diskSizeGb below the capacity of a PersistentVolume already on the disk: the PV's capacity would
+//     be lowered, then the API server refuses the claim's shrink (spec.resources.requests may only
+//     grow), leaving the two apart. A managed disk cannot shrink either (Compute Engine refuses it).
+//   - diskSizeGb changed at all in diskMode external: a larger claim makes GKE's volume resizer grow a
+//     disk this stack does not manage, so the stack keeps the size it first recorded.
+func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster) error {
+	var problems []FieldError
+	if !cfg.Namespace.Create {
+		exists, err := cluster.NamespaceExists(ctx, cfg.Namespace.Name)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			problems = append(problems, FieldError{Key: "namespace", Value: cfg.Namespace.Name, Allowed: fmt.Sprintf(
+				"no such namespace in the cluster, and createNamespace is false, so the stack only labels an existing "+
+					"namespace and never creates one. Check the name, create the namespace (kubectl create namespace %s), "+
+					"or set createNamespace to true to let the stack create and own it", cfg.Namespace.Name)})
+		}
+	}
+
+	volumes, err := cluster.VolumesOnDisk(ctx, cfg.VolumeHandle())
+	if err != nil {
+		return err
+	}
+	for _, v := range volumes {
+		size := int64(cfg.Disk.SizeGB)
+		switch {
+		case size < v.CapacityGiB:
+			problems = append(problems, FieldError{Key: "diskSizeGb", Value: fmt.Sprint(cfg.Disk.SizeGB), Allowed: fmt.Sprintf(
+				"at least %d: PersistentVolume %s on this disk holds %dGi, and neither a claim nor a Compute Engine "+
+					"disk can shrink (Kubernetes would refuse the claim after the volume had changed)", v.CapacityGiB, v.Name, v.CapacityGiB)})
+		case cfg.Disk.Mode == DiskExternal && size != v.CapacityGiB:
+			problems = append(problems, FieldError{Key: "diskSizeGb", Value: fmt.Sprint(cfg.Disk.SizeGB), Allowed: fmt.Sprintf(
+				"%d, the size PersistentVolume %s records: in diskMode external the disk is managed elsewhere and "+
+					"this stack never resizes it (a larger claim would make GKE's volume resizer grow it)", v.CapacityGiB, v.Name)})
+		}
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Errors: problems}
+	}
+	return nil
+}

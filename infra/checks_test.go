@@ -1,0 +1,88 @@
+package infra_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/infra"
+	"github.com/loklak/loklak-dumps/internal/recorder"
+	"github.com/loklak/loklak-dumps/internal/stackconfig"
+)
+
+// runOn runs the program for stack (with overrides) against a fake cluster.
+func runOn(t *testing.T, cluster recorder.Cluster, stack string, overrides map[string]string) (*recorder.Recorder, error) {
+	t.Helper()
+	_, values, err := stackconfig.Load("..", stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recorder.Run(t, project, stack, values.With(overrides), cluster.Program)
+}
+
+// wantRefused says the program failed with a config error naming key, the value and allowed, and
+// registered nothing but the stack itself.
+func wantRefused(t *testing.T, rec *recorder.Recorder, err error, key, value, allowed string) {
+	t.Helper()
+	var invalid *infra.ConfigError
+	if !errors.As(err, &invalid) {
+		t.Fatalf("err = %v, want a *infra.ConfigError", err)
+	}
+	msg := strings.Join(invalid.Problems(), "\n")
+	for _, part := range []string{"loklak-dumps:" + key, `"` + value + `"`, allowed} {
+		if !strings.Contains(msg, part) {
+			t.Errorf("message %q does not say %q", msg, part)
+		}
+	}
+	for _, r := range rec.Resources() {
+		if r.Type != "pulumi:pulumi:Stack" {
+			t.Errorf("registered %s before refusing", r.Key())
+		}
+	}
+}
+
+// With createNamespace false the stack only labels a namespace; a missing one (a typo, a fresh cluster) is
+// refused before anything is declared, instead of created by the patch and left behind by destroy.
+func TestMissingNamespaceToPatchIsRefused(t *testing.T) {
+	cluster := recorder.Cluster{Missing: []string{"wbe"}}
+	rec, err := runOn(t, cluster, "prod", map[string]string{"namespace": "wbe"})
+	wantRefused(t, rec, err, "namespace", "wbe", "set createNamespace to true")
+
+	// The namespace the stack creates itself needs no such check.
+	if _, err := runOn(t, cluster, "prod", map[string]string{"namespace": "wbe", "createNamespace": "true"}); err != nil {
+		t.Errorf("createNamespace true: %v", err)
+	}
+}
+
+// A size below what a PersistentVolume on the disk already holds is refused in every disk mode: the
+// API server would refuse the claim's shrink after the volume had been lowered.
+func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 20}}}}
+	for _, mode := range []string{"create", "external"} {
+		t.Run(mode, func(t *testing.T) {
+			rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": mode, "diskSizeGb": "10"})
+			wantRefused(t, rec, err, "diskSizeGb", "10", "at least 20: PersistentVolume loklak-dev-dump on this disk holds 20Gi")
+		})
+	}
+	// Growing a managed disk stays an update in place.
+	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "30"}); err != nil {
+		t.Errorf("growing a managed disk: %v", err)
+	}
+	// The same size, or another disk's volumes, are nothing to refuse.
+	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "20", "diskMode": "external"}); err != nil {
+		t.Errorf("external at the recorded size: %v", err)
+	}
+	if _, err := runOn(t, cluster, "dev", map[string]string{"diskName": "other-disk", "diskSizeGb": "10"}); err != nil {
+		t.Errorf("another disk: %v", err)
+	}
+}
+
+// In external mode the stack never resizes the disk: a larger claim would make GKE's volume resizer grow
+// a disk managed elsewhere.
+func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 20}}}}
+	rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": "external", "diskSizeGb": "30"})
+	wantRefused(t, rec, err, "diskSizeGb", "30", "20, the size PersistentVolume loklak-dev-dump records: in diskMode external")
+}

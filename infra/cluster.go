@@ -1,0 +1,118 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Cluster is what the program reads from the cluster before it declares anything: the facts that decide
+// whether a change can be applied whole. Checks (checks.go) refuse a change that Kubernetes would refuse
+// halfway, or that would create what the stack must only change.
+type Cluster interface {
+	// NamespaceExists reports whether the namespace exists.
+	NamespaceExists(ctx context.Context, name string) (bool, error)
+	// VolumesOnDisk returns the PersistentVolumes whose CSI volume handle is handle (any name, any
+	// driver-side state), so a check sees every volume on the disk, the stack's own and any other.
+	VolumesOnDisk(ctx context.Context, handle string) ([]VolumeOnDisk, error)
+}
+
+// VolumeOnDisk is one PersistentVolume on the dumps disk, as the cluster has it now.
+type VolumeOnDisk struct {
+	Name string
+	// CapacityGiB is spec.capacity.storage in GiB, rounded up; the program writes it as <diskSizeGb>Gi.
+	CapacityGiB int64
+}
+
+// clusterTimeout bounds each read: a preview against an unreachable cluster fails in seconds, not minutes.
+const clusterTimeout = 30 * time.Second
+
+// kubeCluster reads the cluster through client-go, with the same kubeconfig and context the stack's
+// Kubernetes provider gets.
+type kubeCluster struct{ client kubernetes.Interface }
+
+// NewKubeCluster connects to the cluster cfg selects: the kubeconfig content or path in cfg.Kubeconfig,
+// else the ambient KUBECONFIG or ~/.kube/config as kubectl reads it, with cfg.Context when set. It makes
+// no request; errors are a kubeconfig that cannot be loaded.
+func NewKubeCluster(cfg KubeConfig) (Cluster, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
+	var loader clientcmd.ClientConfig
+	switch {
+	case cfg.Kubeconfig == "":
+		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	case isFile(cfg.Kubeconfig):
+		// A path, as the provider takes it too (pulumi-kubernetes reads a kubeconfig that names a file).
+		rules.ExplicitPath = cfg.Kubeconfig
+		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	default:
+		raw, err := clientcmd.Load([]byte(cfg.Kubeconfig))
+		if err != nil {
+			return nil, fmt.Errorf("config kubeconfig: not a kubeconfig: %w", err)
+		}
+		loader = clientcmd.NewNonInteractiveClientConfig(*raw, cfg.Context, overrides, nil)
+	}
+	rest, err := loader.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, err
+	}
+	return kubeCluster{client: client}, nil
+}
+
+func isFile(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && !info.IsDir()
+}
+
+func (k kubeCluster) NamespaceExists(ctx context.Context, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	_, err := k.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("reading namespace %s: %w", name, err)
+	}
+}
+
+func (k kubeCluster) VolumesOnDisk(ctx context.Context, handle string) ([]VolumeOnDisk, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	// No field selector exists for a volume's handle; the cluster holds few PersistentVolumes.
+	list, err := k.client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing PersistentVolumes: %w", err)
+	}
+	var out []VolumeOnDisk
+	for _, pv := range list.Items {
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != CSIDriver || pv.Spec.CSI.VolumeHandle != handle {
+			continue
+		}
+		out = append(out, VolumeOnDisk{Name: pv.Name, CapacityGiB: capacityGiB(pv)})
+	}
+	return out, nil
+}
+
+// capacityGiB is a volume's capacity in GiB, rounded up.
+func capacityGiB(pv corev1.PersistentVolume) int64 {
+	q, ok := pv.Spec.Capacity[corev1.ResourceStorage]
+	if !ok {
+		return 0
+	}
+	const gib = 1 << 30
+	return (q.Value() + gib - 1) / gib
+}

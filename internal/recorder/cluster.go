@@ -1,0 +1,32 @@
+package recorder
+
+import (
+	"context"
+	"slices"
+
+	"github.com/loklak/loklak-dumps/infra"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Cluster is a fake infra.Cluster for programs run under mocks: every namespace exists except those in
+// Missing, and Volumes holds the PersistentVolumes already on each disk handle (none by default, as on a
+// first deployment).
+type Cluster struct {
+	Missing []string
+	Volumes map[string][]infra.VolumeOnDisk
+}
+
+// NamespaceExists implements infra.Cluster.
+func (c Cluster) NamespaceExists(_ context.Context, name string) (bool, error) {
+	return !slices.Contains(c.Missing, name), nil
+}
+
+// VolumesOnDisk implements infra.Cluster.
+func (c Cluster) VolumesOnDisk(_ context.Context, handle string) ([]infra.VolumeOnDisk, error) {
+	return c.Volumes[handle], nil
+}
+
+// Program is the real program (infra.StackOn) checked against this cluster.
+func (c Cluster) Program(ctx *pulumi.Context) (pulumi.Map, error) {
+	return infra.StackOn(ctx, func(infra.KubeConfig) (infra.Cluster, error) { return c, nil })
+}

@@ -18,7 +18,11 @@ import (
 //     grow), leaving the two apart. A managed disk cannot shrink either (Compute Engine refuses it).
 //   - diskSizeGb changed at all in diskMode external: a larger claim makes GKE's volume resizer grow a
 //     disk this stack does not manage, so the stack keeps the size it first recorded.
-func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster) error {
+//   - a blank disk to create (diskMode create, no diskSourceSnapshot) where a PersistentVolume already
+//     names it but diskExists says Compute Engine no longer has it: the disk was lost outside the stack,
+//     and after a refresh the engine would create it again, empty, under the unchanged volume and claim.
+//     The volume is the sure sign the stack had the disk; diskRecreateBlank says a blank one is wanted.
+func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskExists func(handle string) (bool, error)) error {
 	var problems []FieldError
 	if !cfg.Namespace.Create {
 		exists, err := cluster.NamespaceExists(ctx, cfg.Namespace.Name)
@@ -48,6 +52,19 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster) error
 			problems = append(problems, FieldError{Key: "diskSizeGb", Value: fmt.Sprint(cfg.Disk.SizeGB), Allowed: fmt.Sprintf(
 				"%d, the size PersistentVolume %s records: in diskMode external the disk is managed elsewhere and "+
 					"this stack never resizes it (a larger claim would make GKE's volume resizer grow it)", v.CapacityGiB, v.Name)})
+		}
+	}
+	if len(volumes) > 0 && cfg.Disk.Mode == DiskCreate && !cfg.Disk.Restored() && !cfg.Disk.RecreateBlank {
+		exists, err := diskExists(cfg.VolumeHandle())
+		if err != nil {
+			return err
+		}
+		if !exists {
+			problems = append(problems, FieldError{Key: "diskName", Value: cfg.Disk.Name, Allowed: fmt.Sprintf(
+				"a disk that exists: PersistentVolume %s names %s, which Compute Engine no longer has, and creating it again "+
+					"would give loklak an empty disk under the same volume. Restore it from a snapshot (diskSourceSnapshot; "+
+					"docs/restore.md), or set diskRecreateBlank to true for one up to start over with an empty disk",
+				volumes[0].Name, cfg.VolumeHandle())})
 		}
 	}
 	if len(problems) > 0 {

@@ -86,3 +86,45 @@ func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
 	rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": "external", "diskSizeGb": "30"})
 	wantRefused(t, rec, err, "diskSizeGb", "30", "20, the size PersistentVolume loklak-dev-dump records: in diskMode external")
 }
+
+// A disk lost outside the stack (deleted in the console, then dropped from the state by a refresh) is
+// never created again blank under the same PersistentVolume, unless diskRecreateBlank says so.
+func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 10}}}}
+	_, values, err := stackconfig.Load("..", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(overrides map[string]string) (*recorder.Recorder, error) {
+		rec := &recorder.Recorder{LostDisks: []string{handle}}
+		return rec, rec.Run(t, project, "dev", values.With(overrides), cluster.Program)
+	}
+
+	rec, err := run(nil)
+	wantRefused(t, rec, err, "diskName", "loklak-dev-data", "PersistentVolume loklak-dev-dump names "+handle+", which Compute Engine no longer has")
+	if !strings.Contains(err.Error(), "docs/restore.md") || !strings.Contains(err.Error(), "diskRecreateBlank") {
+		t.Errorf("the refusal does not point to the restore runbook and the key: %v", err)
+	}
+
+	// The user asks for a blank disk: it is declared as usual.
+	rec, err = run(map[string]string{"diskRecreateBlank": "true"})
+	if err != nil {
+		t.Fatalf("diskRecreateBlank true: %v", err)
+	}
+	rec.One(t, tDisk)
+
+	// A restore makes the disk from a snapshot: nothing blank, nothing to ask.
+	if _, err := run(map[string]string{"diskSourceSnapshot": "loklak-dev-data-snap", "diskName": "loklak-dev-data-2"}); err != nil {
+		t.Errorf("a restore: %v", err)
+	}
+
+	// A first deployment (no volume on the disk yet) asks Compute Engine nothing.
+	first := &recorder.Recorder{}
+	if err := first.Run(t, project, "dev", values, recorder.Cluster{}.Program); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Invokes) != 0 {
+		t.Errorf("a first deployment read %v", first.Invokes)
+	}
+}

@@ -69,6 +69,9 @@ type DiskConfig struct {
 	ReplicaZones []string
 	// SourceSnapshot, when set, is the snapshot the disk is made from, as projects/P/global/snapshots/N.
 	SourceSnapshot string
+	// RecreateBlank lets the stack create its disk again, empty, when the disk its PersistentVolume names
+	// is gone from Compute Engine. Off, such an up is refused (CheckAgainstCluster).
+	RecreateBlank bool
 }
 
 // Regional reports whether the disk is a regional persistent disk.
@@ -208,6 +211,7 @@ var Keys = map[string]string{
 	"diskSourceSnapshot":      "string",
 	"diskProtect":             "boolean",
 	"diskRetainOnDelete":      "boolean",
+	"diskRecreateBlank":       "boolean",
 	"snapshotSchedule":        "string",
 	"snapshotStartTime":       "string",
 	"snapshotHoursInCycle":    "integer",

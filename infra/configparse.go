@@ -130,6 +130,8 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		}
 	}
 
+	c.Disk.RecreateBlank = p.boolean("diskRecreateBlank")
+
 	c.Snapshots.Schedule = p.oneOf("snapshotSchedule", schedules)
 	if c.Snapshots.Enabled() {
 		if c.Disk.Mode == DiskExternal {

@@ -13,7 +13,9 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 
+	"github.com/pulumi/pulumi-gcp/sdk/v7/go/gcp/compute"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -68,7 +70,7 @@ func StackOn(ctx *pulumi.Context, connect func(KubeConfig) (Cluster, error)) (pu
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckAgainstCluster(ctx.Context(), cfg, cluster); err != nil {
+	if err := CheckAgainstCluster(ctx.Context(), cfg, cluster, func(string) (bool, error) { return diskExists(ctx, cfg) }); err != nil {
 		var invalid *ConfigError
 		if errors.As(err, &invalid) {
 			invalid.Project = ctx.Project()
@@ -216,4 +218,26 @@ func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.Resou
 		return pulumi.StringOutput{}, err
 	}
 	return ns.Metadata.Name().Elem(), nil
+}
+
+// diskExists asks Compute Engine, through the GCP provider's data source, whether the configured disk
+// exists. The provider's data sources fail with "<id> not found" for a missing one
+// (terraform-provider-google: `if d.Id() == "" { return fmt.Errorf("%s not found", id) }`).
+func diskExists(ctx *pulumi.Context, cfg Config) (bool, error) {
+	var err error
+	if cfg.Disk.Regional() {
+		_, err = compute.LookupRegionDisk(ctx, &compute.LookupRegionDiskArgs{
+			Name: cfg.Disk.Name, Project: &cfg.GCPProject, Region: &cfg.Region,
+		})
+	} else {
+		_, err = compute.LookupDisk(ctx, &compute.LookupDiskArgs{Name: cfg.Disk.Name, Project: &cfg.GCPProject, Zone: &cfg.Zone})
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case strings.Contains(err.Error(), cfg.VolumeHandle()+" not found"):
+		return false, nil
+	default:
+		return false, fmt.Errorf("reading disk %s: %w", cfg.VolumeHandle(), err)
+	}
 }

@@ -96,6 +96,11 @@ type Recorder struct {
 	// StrayVolume, when set, is the volume every claim is bound to, instead of the one reserved for it:
 	// a cluster where binding went wrong.
 	StrayVolume string
+	// LostDisks are disk IDs (projects/P/zones/Z/disks/N) Compute Engine no longer has: the disk data
+	// sources answer "<id> not found" for them, and describe every other disk.
+	LostDisks []string
+	// Invokes are the data sources the program read, by token, in order.
+	Invokes []string
 }
 
 // NewResource records the registration and answers with the inputs as outputs, plus what a real
@@ -228,9 +233,26 @@ func revealSecret(v resource.PropertyValue) resource.PropertyValue {
 	return v
 }
 
-// Call answers invokes; the program makes none, so any call is a test failure waiting to be noticed.
+// Call answers the disk data sources, as the GCP provider does (a missing disk is an error naming its
+// ID), and fails any other invoke, which the program does not make.
 func (r *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
-	return nil, fmt.Errorf("unexpected invoke %s", args.Token)
+	r.mu.Lock()
+	r.Invokes = append(r.Invokes, args.Token)
+	r.mu.Unlock()
+	in := args.Args.Mappable()
+	var id string
+	switch args.Token {
+	case "gcp:compute/getDisk:getDisk":
+		id = fmt.Sprintf("projects/%v/zones/%v/disks/%v", in["project"], in["zone"], in["name"])
+	case "gcp:compute/getRegionDisk:getRegionDisk":
+		id = fmt.Sprintf("projects/%v/regions/%v/disks/%v", in["project"], in["region"], in["name"])
+	default:
+		return nil, fmt.Errorf("unexpected invoke %s", args.Token)
+	}
+	if slices.Contains(r.LostDisks, id) {
+		return nil, fmt.Errorf("%s not found", id)
+	}
+	return resource.NewPropertyMapFromMap(map[string]any{"id": id, "name": in["name"]}), nil
 }
 
 // Resources returns what was registered, in registration order.

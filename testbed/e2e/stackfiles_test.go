@@ -29,6 +29,9 @@ func TestEveryCommittedStackPreviews(t *testing.T) {
 			gce := openGCE(t, d)
 			putProdDisk(t, gce, 100)
 			putProdAddress(t, gce)
+			// prod only labels its namespace (createNamespace: false), and the program refuses one that is
+			// missing, as on a fresh cluster.
+			ensureNamespace(t, "web")
 			stack, err := d.CommittedStack(context.Background(), name, nil)
 			if err != nil {
 				t.Fatal(err)

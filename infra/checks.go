@@ -10,6 +10,8 @@ import (
 // change. Every problem is a FieldError naming the key, the value and what is allowed; a non-nil error
 // that is not a *ConfigError means the cluster could not be read.
 //
+//   - createNamespace false for the namespace the stack created: the engine would delete the Namespace it
+//     no longer declares, and everything in it.
 //   - createNamespace false with a namespace that does not exist: the NamespacePatch applies by
 //     server-side apply, which creates a missing object, so the stack would create a namespace it does
 //     not own and leave it behind, unlabelled, on destroy.
@@ -25,11 +27,16 @@ import (
 func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskExists func(handle string) (bool, error)) error {
 	var problems []FieldError
 	if !cfg.Namespace.Create {
-		exists, err := cluster.NamespaceExists(ctx, cfg.Namespace.Name)
+		ns, err := cluster.Namespace(ctx, cfg.Namespace.Name)
 		if err != nil {
 			return err
 		}
-		if !exists {
+		if ns.CreatedByStack {
+			problems = append(problems, FieldError{Key: "createNamespace", Value: "false", Allowed: fmt.Sprintf(
+				"true while namespace %s is the one this stack created (it carries %s=%s): with false the stack would "+
+					"stop declaring it, and the engine would delete it, with loklak's claim and Deployment in it", cfg.Namespace.Name, partOfLabel, partOf)})
+		}
+		if !ns.Exists {
 			problems = append(problems, FieldError{Key: "namespace", Value: cfg.Namespace.Name, Allowed: fmt.Sprintf(
 				"no such namespace in the cluster, and createNamespace is false, so the stack only labels an existing "+
 					"namespace and never creates one. Check the name, create the namespace (kubectl create namespace %s), "+

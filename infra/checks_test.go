@@ -128,3 +128,17 @@ func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
 		t.Errorf("a first deployment read %v", first.Invokes)
 	}
 }
+
+// Turning createNamespace off for the namespace the stack created would make the engine delete it, with the
+// claim and loklak in it: refused. A namespace the stack only labels (prod's web) is not affected.
+func TestCreatedNamespaceIsNeverLetGo(t *testing.T) {
+	cluster := recorder.Cluster{Created: []string{"loklak-dev"}}
+	rec, err := runOn(t, cluster, "dev", map[string]string{"createNamespace": "false"})
+	wantRefused(t, rec, err, "createNamespace", "false", "namespace loklak-dev is the one this stack created")
+	if _, err := runOn(t, cluster, "dev", nil); err != nil {
+		t.Errorf("createNamespace true: %v", err)
+	}
+	if _, err := runOn(t, cluster, "prod", nil); err != nil {
+		t.Errorf("prod's web, which the stack only labels: %v", err)
+	}
+}

@@ -17,11 +17,19 @@ import (
 // whether a change can be applied whole. Checks (checks.go) refuse a change that Kubernetes would refuse
 // halfway, or that would create what the stack must only change.
 type Cluster interface {
-	// NamespaceExists reports whether the namespace exists.
-	NamespaceExists(ctx context.Context, name string) (bool, error)
+	// Namespace reports whether the namespace exists and whether this stack created it.
+	Namespace(ctx context.Context, name string) (NamespaceState, error)
 	// VolumesOnDisk returns the PersistentVolumes whose CSI volume handle is handle (any name, any
 	// driver-side state), so a check sees every volume on the disk, the stack's own and any other.
 	VolumesOnDisk(ctx context.Context, handle string) ([]VolumeOnDisk, error)
+}
+
+// NamespaceState is what the checks need to know of a namespace.
+type NamespaceState struct {
+	Exists bool
+	// CreatedByStack: it carries the label app.kubernetes.io/part-of=loklak-dumps, which the stack puts
+	// only on a namespace it creates (never on one it only labels, such as prod's web).
+	CreatedByStack bool
 }
 
 // VolumeOnDisk is one PersistentVolume on the dumps disk, as the cluster has it now.
@@ -75,17 +83,17 @@ func isFile(path string) bool {
 	return err == nil && !info.IsDir()
 }
 
-func (k kubeCluster) NamespaceExists(ctx context.Context, name string) (bool, error) {
+func (k kubeCluster) Namespace(ctx context.Context, name string) (NamespaceState, error) {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
-	_, err := k.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	ns, err := k.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		return true, nil
+		return NamespaceState{Exists: true, CreatedByStack: ns.Labels[partOfLabel] == partOf}, nil
 	case apierrors.IsNotFound(err):
-		return false, nil
+		return NamespaceState{}, nil
 	default:
-		return false, fmt.Errorf("reading namespace %s: %w", name, err)
+		return NamespaceState{}, fmt.Errorf("reading namespace %s: %w", name, err)
 	}
 }
 

@@ -23,10 +23,17 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 )
 
-// Program is the whole stack with its outputs exported; main.go runs it under pulumi.Run, the end-to-end
-// tests through the Automation API.
-func Program(ctx *pulumi.Context) error {
-	outputs, err := Stack(ctx)
+// Program is the whole stack with its outputs exported; main.go runs it under pulumi.Run.
+func Program(ctx *pulumi.Context) error { return ProgramOn(NewKubeCluster)(ctx) }
+
+// ProgramOn is Program checked against the cluster connect opens. The end-to-end tests run it inline
+// through the Automation API, in their own process, so they connect with the KUBECONFIG the engine gets.
+func ProgramOn(connect func(KubeConfig) (Cluster, error)) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error { return program(ctx, connect) }
+}
+
+func program(ctx *pulumi.Context, connect func(KubeConfig) (Cluster, error)) error {
+	outputs, err := StackOn(ctx, connect)
 	var invalid *ConfigError
 	if errors.As(err, &invalid) {
 		return invalid.report(ctx)
@@ -208,7 +215,7 @@ func newNamespace(ctx *pulumi.Context, cfg NamespaceConfig, opts ...pulumi.Resou
 		return patch.Metadata.Name().Elem(), nil
 	}
 	labels := podSecurityLabels()
-	labels["app.kubernetes.io/part-of"] = pulumi.String("loklak-dumps")
+	labels[partOfLabel] = pulumi.String(partOf) // the mark of a namespace the stack created (CheckAgainstCluster)
 	// A logical name that never follows config; the alias carries stacks that used the namespace's name.
 	opts = append(opts, pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(cfg.Name)}}))
 	ns, err := corev1.NewNamespace(ctx, "namespace", &corev1.NamespaceArgs{

@@ -22,6 +22,9 @@ const (
 	VolumeLabel = "loklak.org/dumps-volume"
 	// DataPath is loklak_server's data directory (the Dockerfile's VOLUME); dumps live in data/dump/.
 	DataPath = "/loklak_server/data"
+	// partOfLabel and partOf mark every object the stack creates, and so a namespace it created.
+	partOfLabel = "app.kubernetes.io/part-of"
+	partOf      = "loklak-dumps"
 	// dataVolumeName is the pod's name for the claim's volume, mounted at DataPath; GKE's volume metrics
 	// carry it as volume_name.
 	dataVolumeName = "data"

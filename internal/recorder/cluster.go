@@ -9,16 +9,17 @@ import (
 )
 
 // Cluster is a fake infra.Cluster for programs run under mocks: every namespace exists except those in
-// Missing, and Volumes holds the PersistentVolumes already on each disk handle (none by default, as on a
-// first deployment).
+// Missing, created by the stack only those in Created; Volumes holds the PersistentVolumes already on
+// each disk handle (none by default, as on a first deployment).
 type Cluster struct {
 	Missing []string
+	Created []string
 	Volumes map[string][]infra.VolumeOnDisk
 }
 
-// NamespaceExists implements infra.Cluster.
-func (c Cluster) NamespaceExists(_ context.Context, name string) (bool, error) {
-	return !slices.Contains(c.Missing, name), nil
+// Namespace implements infra.Cluster.
+func (c Cluster) Namespace(_ context.Context, name string) (infra.NamespaceState, error) {
+	return infra.NamespaceState{Exists: !slices.Contains(c.Missing, name), CreatedByStack: slices.Contains(c.Created, name)}, nil
 }
 
 // VolumesOnDisk implements infra.Cluster.

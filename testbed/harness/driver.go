@@ -130,7 +130,14 @@ func (d Driver) upsert(ctx context.Context, project *workspace.Project, work, na
 	}
 	program := d.Program
 	if program == nil {
-		program = infra.Program
+		// The program runs inline, in this process: it reads the cluster with the KUBECONFIG the engine
+		// and the Kubernetes provider get, not with this process's environment.
+		program = infra.ProgramOn(func(kc infra.KubeConfig) (infra.Cluster, error) {
+			if kc.Kubeconfig == "" {
+				kc.Kubeconfig = d.Env()["KUBECONFIG"]
+			}
+			return infra.NewKubeCluster(kc)
+		})
 	}
 	stack, err := auto.UpsertStackInlineSource(ctx, name, project.Name.String(), program,
 		auto.Project(*project),

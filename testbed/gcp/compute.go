@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -218,6 +219,27 @@ type Compute struct {
 	now func() time.Time
 }
 
+// lock serializes the calls that read and change the project: within this process (mu), and across the
+// processes that share the directory (an flock on its .lock file): the provider plugin the engine runs, the
+// CSI plugin (testbed/csi) that attaches disks for a kubelet, and the test itself. It returns the unlock.
+func (c *Compute) lock() func() {
+	c.mu.Lock()
+	f, err := os.OpenFile(filepath.Join(c.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return c.mu.Unlock // the directory is gone: every call will fail on its own
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	return func() {
+		_ = f.Close() // closing the descriptor releases the flock
+		c.mu.Unlock()
+	}
+}
+
 // Open returns the simulated Compute Engine kept in dir, creating the directory if needed.
 func Open(dir string) (*Compute, error) {
 	if dir == "" {
@@ -358,8 +380,7 @@ func invalid(format string, args ...any) error {
 // InsertDisk creates a disk, blank or from a snapshot, zonal or (with Region set) regional, with the API's
 // own checks.
 func (c *Compute) InsertDisk(d Disk) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	collection := fmt.Sprintf("projects/%s/zones/%s/disks", d.Project, d.Zone)
 	types, minGB := zonalDiskTypes, MinZonalDiskGB
 	if d.Regional() {
@@ -387,9 +408,10 @@ func (c *Compute) InsertDisk(d Disk) (Disk, error) {
 			return Disk{}, err
 		}
 	}
+	var snap Snapshot
 	if d.SourceSnapshot != "" {
-		snap, err := load[Snapshot](c, "snapshot", strings.TrimPrefix(d.SourceSnapshot, APIBase))
-		if err != nil {
+		var err error
+		if snap, err = load[Snapshot](c, "snapshot", strings.TrimPrefix(d.SourceSnapshot, APIBase)); err != nil {
 			return Disk{}, err
 		}
 		if d.SizeGB == 0 {
@@ -415,7 +437,21 @@ func (c *Compute) InsertDisk(d Disk) (Disk, error) {
 		d.PhysicalBlockSizeBytes = 4096
 	}
 	d.LabelFingerprint = fingerprint(d.Labels)
-	return d, c.store(d.Path(), d)
+	// The contents first (image.go): a disk whose document exists always has bytes.
+	image := c.DiskImage(d.Path())
+	var err error
+	if d.SourceSnapshot != "" {
+		err = copyImage(c.SnapshotImage(snap.Project, snap.Name), image, d.SizeGB)
+	} else {
+		err = makeImage(image, d.SizeGB)
+	}
+	if err != nil {
+		return Disk{}, err
+	}
+	if err := c.store(d.Path(), d); err != nil {
+		return Disk{}, errors.Join(err, removeImage(image))
+	}
+	return d, nil
 }
 
 // checkReplicaZones is the API's check of a regional disk's zones: two distinct zones of its region.
@@ -432,10 +468,10 @@ func checkReplicaZones(d Disk) error {
 }
 
 // PutDisk stores a disk as it is, without an API call: how a test sets up what existed before (the 2017
-// disk). Missing ID, timestamp, block size and fingerprint are filled in.
+// disk). Missing ID, timestamp, block size and fingerprint are filled in. A disk without contents gets a
+// blank ext4 image; one that has an image keeps it (grown to the disk's size).
 func (c *Compute) PutDisk(d Disk) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if d.ID == "" {
 		d.ID = c.newID()
 	}
@@ -446,13 +482,15 @@ func (c *Compute) PutDisk(d Disk) (Disk, error) {
 		d.PhysicalBlockSizeBytes = 4096
 	}
 	d.LabelFingerprint = fingerprint(d.Labels)
+	if err := ensureImage(c.DiskImage(d.Path()), d.SizeGB); err != nil {
+		return Disk{}, err
+	}
 	return d, c.store(d.Path(), d)
 }
 
 // GetDisk returns the disk at path (its ID, zonal or regional), or a 404 APIError.
 func (c *Compute) GetDisk(path string) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("GET", path, nil); err != nil {
 		return Disk{}, err
 	}
@@ -472,8 +510,7 @@ func (c *Compute) Disks(project string) ([]Disk, error) {
 // changeDisk is one API call that changes the disk at path: it records the call (METHOD url), loads the
 // disk, lets change check and edit it, and stores the result. A 404 when the disk is missing, as in the API.
 func (c *Compute) changeDisk(path, method, url string, body map[string]any, change func(d *Disk) error) (Disk, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record(method, url, body); err != nil {
 		return Disk{}, err
 	}
@@ -487,7 +524,8 @@ func (c *Compute) changeDisk(path, method, url string, body map[string]any, chan
 	return d, c.store(path, d)
 }
 
-// ResizeDisk grows a disk; the API refuses to shrink one.
+// ResizeDisk grows a disk and its image; the API refuses to shrink one. The filesystem in the image keeps
+// its size until a node grows it (resize2fs), as on a real disk.
 func (c *Compute) ResizeDisk(path string, sizeGB int) (Disk, error) {
 	return c.changeDisk(path, "POST", path+"/resize", map[string]any{"sizeGb": sizeGB}, func(d *Disk) error {
 		if sizeGB <= d.SizeGB {
@@ -495,6 +533,9 @@ func (c *Compute) ResizeDisk(path string, sizeGB int) (Disk, error) {
 		}
 		if sizeGB > MaxZonalDiskGB {
 			return invalid("Disk size %d GB is above the maximum of %d GB", sizeGB, MaxZonalDiskGB)
+		}
+		if err := growImage(c.DiskImage(path), sizeGB); err != nil {
+			return err
 		}
 		d.SizeGB = sizeGB
 		return nil
@@ -537,19 +578,20 @@ func (c *Compute) EditDiskLabels(path string, edit func(labels map[string]string
 	return c.SetDiskLabels(path, labels, d.LabelFingerprint)
 }
 
-// DetachDisk removes an instance from a disk's users (instances.detachDisk, as far as the disk is concerned).
+// DetachDisk removes an instance (its v1 URL, as in the disk's users) from a disk's users, and the disk from
+// the instance's disks if the project holds the instance (instances.detachDisk).
 func (c *Compute) DetachDisk(path, instance string) error {
 	_, err := c.changeDisk(path, "POST", instance+"/detachDisk", map[string]any{"disk": lastSegment(path)}, func(d *Disk) error {
 		d.Users = slices.DeleteFunc(d.Users, func(u string) bool { return u == instance })
-		return nil
+		return c.detachFromInstance(instance, path)
 	})
 	return err
 }
 
-// DeleteDisk deletes a disk. The API refuses while an instance uses it; the provider detaches first.
+// DeleteDisk deletes a disk and its contents. The API refuses while an instance uses it; the provider
+// detaches first. Its snapshots keep theirs.
 func (c *Compute) DeleteDisk(path string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("DELETE", path, nil); err != nil {
 		return err
 	}
@@ -559,9 +601,12 @@ func (c *Compute) DeleteDisk(path string) error {
 	}
 	if len(d.Users) > 0 {
 		return &APIError{Code: 400, Reason: "resourceInUseByAnotherResource",
-			Message: fmt.Sprintf("The disk resource '%s' is already being used by '%s'", path, d.Users[0])}
+			Message: fmt.Sprintf("The disk resource '%s' is already being used by '%s'", path, strings.TrimPrefix(d.Users[0], APIBase))}
 	}
-	return os.Remove(c.file(path))
+	if err := os.Remove(c.file(path)); err != nil {
+		return err
+	}
+	return removeImage(c.DiskImage(path))
 }
 
 // AddResourcePolicies attaches policies (given as projects/P/regions/R/resourcePolicies/N) to the disk at
@@ -596,10 +641,11 @@ func (c *Compute) RemoveResourcePolicies(path string, policies []string) (Disk, 
 // ---- snapshots ----------------------------------------------------------------------------------------------
 
 // CreateSnapshot snapshots the disk at path (disks.createSnapshot, what `gcloud compute snapshots create`
-// and a snapshot schedule do). The snapshot is global: it outlives its disk and its disk's zone.
+// and a snapshot schedule do). The snapshot is global: it outlives its disk and its disk's zone. It copies
+// the disk's image as it is at that instant: like a real snapshot without guestFlush, it holds what has
+// reached the disk, so writes a mounted filesystem still caches are not in it (sync first).
 func (c *Compute) CreateSnapshot(path, name string, labels map[string]string) (Snapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("POST", path+"/createSnapshot", map[string]any{"name": name, "labels": labels}); err != nil {
 		return Snapshot{}, err
 	}
@@ -616,19 +662,29 @@ func (c *Compute) CreateSnapshot(path, name string, labels map[string]string) (S
 	}
 	s := Snapshot{ID: c.newID(), Name: name, Project: d.Project, SourceDisk: d.SelfLink(), SourceDiskID: d.ID,
 		DiskSizeGB: d.SizeGB, Labels: labels, CreationTimestamp: c.now().UTC().Format(time.RFC3339)}
-	return s, c.store(snapPath, s)
+	image := c.SnapshotImage(d.Project, name)
+	if err := copyImage(c.DiskImage(path), image, d.SizeGB); err != nil {
+		return Snapshot{}, err
+	}
+	if err := c.store(snapPath, s); err != nil {
+		return Snapshot{}, errors.Join(err, removeImage(image))
+	}
+	return s, nil
 }
 
 // PutSnapshot stores a snapshot as it is, without an API call: one taken before the test (of a disk that
-// may be gone). Missing ID and timestamp are filled in.
+// may be gone). Missing ID and timestamp are filled in. A snapshot without contents gets a blank ext4 image
+// of its diskSizeGb (of the smallest disk if that is unset): a snapshot of a formatted disk with no files.
 func (c *Compute) PutSnapshot(s Snapshot) (Snapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if s.ID == "" {
 		s.ID = c.newID()
 	}
 	if s.CreationTimestamp == "" {
 		s.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	}
+	if err := ensureImage(c.SnapshotImage(s.Project, s.Name), max(s.DiskSizeGB, MinZonalDiskGB)); err != nil {
+		return Snapshot{}, err
 	}
 	return s, c.store(SnapshotPath(s.Project, s.Name), s)
 }
@@ -642,8 +698,7 @@ func (c *Compute) Snapshots(project string) ([]Snapshot, error) {
 
 // GetSnapshot returns a snapshot, or a 404 APIError.
 func (c *Compute) GetSnapshot(project, name string) (Snapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := SnapshotPath(project, name)
 	if err := c.record("GET", path, nil); err != nil {
 		return Snapshot{}, err
@@ -655,8 +710,7 @@ func (c *Compute) GetSnapshot(project, name string) (Snapshot, error) {
 
 // InsertResourcePolicy creates a policy.
 func (c *Compute) InsertResourcePolicy(p ResourcePolicy) (ResourcePolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := PolicyPath(p.Project, p.Region, p.Name)
 	if err := c.record("POST", fmt.Sprintf("projects/%s/regions/%s/resourcePolicies", p.Project, p.Region),
 		map[string]any{"name": p.Name, "snapshotSchedulePolicy": p.SnapshotSchedulePolicy}); err != nil {
@@ -675,8 +729,7 @@ func (c *Compute) InsertResourcePolicy(p ResourcePolicy) (ResourcePolicy, error)
 
 // GetResourcePolicy returns a policy, or a 404 APIError.
 func (c *Compute) GetResourcePolicy(project, region, name string) (ResourcePolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := PolicyPath(project, region, name)
 	if err := c.record("GET", path, nil); err != nil {
 		return ResourcePolicy{}, err
@@ -687,8 +740,7 @@ func (c *Compute) GetResourcePolicy(project, region, name string) (ResourcePolic
 // PatchResourcePolicy updates a policy in place. Compute Engine refuses a PATCH whose snapshotProperties
 // carries guestFlush: "Patching guest_flush field is not supported." (rules §9.1).
 func (c *Compute) PatchResourcePolicy(p ResourcePolicy) (ResourcePolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := PolicyPath(p.Project, p.Region, p.Name)
 	if err := c.record("PATCH", path, map[string]any{"snapshotSchedulePolicy": p.SnapshotSchedulePolicy}); err != nil {
 		return ResourcePolicy{}, err
@@ -709,8 +761,7 @@ func (c *Compute) PatchResourcePolicy(p ResourcePolicy) (ResourcePolicy, error) 
 
 // DeleteResourcePolicy deletes a policy; the API refuses while a disk of the project has it attached.
 func (c *Compute) DeleteResourcePolicy(project, region, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := PolicyPath(project, region, name)
 	if err := c.record("DELETE", path, nil); err != nil {
 		return err
@@ -738,8 +789,7 @@ const addressPool = "198.51.100."
 
 // InsertAddress reserves an address; without one given, the API picks a free one.
 func (c *Compute) InsertAddress(a Address) (Address, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := AddressPath(a.Project, a.Region, a.Name)
 	if err := c.record("POST", fmt.Sprintf("projects/%s/regions/%s/addresses", a.Project, a.Region),
 		map[string]any{"name": a.Name, "address": a.Address, "labels": a.Labels}); err != nil {
@@ -769,8 +819,7 @@ func (c *Compute) InsertAddress(a Address) (Address, error) {
 
 // PutAddress stores an address as it is, without an API call (one promoted to static before the stack).
 func (c *Compute) PutAddress(a Address) (Address, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if a.ID == "" {
 		a.ID = c.newID()
 	}
@@ -783,8 +832,7 @@ func (c *Compute) PutAddress(a Address) (Address, error) {
 
 // GetAddress returns an address, or a 404 APIError.
 func (c *Compute) GetAddress(project, region, name string) (Address, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := AddressPath(project, region, name)
 	if err := c.record("GET", path, nil); err != nil {
 		return Address{}, err
@@ -794,8 +842,7 @@ func (c *Compute) GetAddress(project, region, name string) (Address, error) {
 
 // SetAddressLabels replaces an address's labels; the fingerprint must be the current one, as for a disk.
 func (c *Compute) SetAddressLabels(project, region, name string, labels map[string]string, labelFingerprint string) (Address, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := AddressPath(project, region, name)
 	if err := c.record("POST", path+"/setLabels", map[string]any{"labels": labels}); err != nil {
 		return Address{}, err
@@ -813,8 +860,7 @@ func (c *Compute) SetAddressLabels(project, region, name string, labels map[stri
 
 // DeleteAddress releases an address.
 func (c *Compute) DeleteAddress(project, region, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	path := AddressPath(project, region, name)
 	if err := c.record("DELETE", path, nil); err != nil {
 		return err

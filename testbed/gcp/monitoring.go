@@ -36,8 +36,7 @@ const maxConditions = 6
 
 // PutNotificationChannel stores a channel as it is, without an API call (one made in the console).
 func (c *Compute) PutNotificationChannel(ch NotificationChannel) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	return c.store(ch.Name, ch)
 }
 
@@ -58,8 +57,7 @@ func (c *Compute) checkPolicy(policy map[string]any) error {
 
 // CreateAlertPolicy creates a policy; the API assigns its name.
 func (c *Compute) CreateAlertPolicy(project string, policy map[string]any) (AlertPolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("POST", fmt.Sprintf("projects/%s/alertPolicies", project), policy); err != nil {
 		return AlertPolicy{}, err
 	}
@@ -73,8 +71,7 @@ func (c *Compute) CreateAlertPolicy(project string, policy map[string]any) (Aler
 
 // GetAlertPolicy returns a policy by name, or a 404 APIError.
 func (c *Compute) GetAlertPolicy(name string) (AlertPolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("GET", name, nil); err != nil {
 		return AlertPolicy{}, err
 	}
@@ -83,8 +80,7 @@ func (c *Compute) GetAlertPolicy(name string) (AlertPolicy, error) {
 
 // PatchAlertPolicy replaces a policy's fields in place; its name stays.
 func (c *Compute) PatchAlertPolicy(name string, policy map[string]any) (AlertPolicy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("PATCH", name, policy); err != nil {
 		return AlertPolicy{}, err
 	}
@@ -101,8 +97,7 @@ func (c *Compute) PatchAlertPolicy(name string, policy map[string]any) (AlertPol
 
 // DeleteAlertPolicy deletes a policy.
 func (c *Compute) DeleteAlertPolicy(name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lock()()
 	if err := c.record("DELETE", name, nil); err != nil {
 		return err
 	}

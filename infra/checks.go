@@ -15,12 +15,12 @@ import (
 //   - createNamespace false with a namespace that does not exist: the NamespacePatch applies by
 //     server-side apply, which creates a missing object, so the stack would create a namespace it does
 //     not own and leave it behind, unlabelled, on destroy.
-//   - diskSizeGb below the capacity of a PersistentVolume already on the disk: the PV's capacity would
+//   - diskSizeGb below the capacity of the stack's PersistentVolume on the disk: the PV's capacity would
 //     be lowered, then the API server refuses the claim's shrink (spec.resources.requests may only
 //     grow), leaving the two apart. A managed disk cannot shrink either (Compute Engine refuses it).
 //   - diskSizeGb changed at all in diskMode external: a larger claim makes GKE's volume resizer grow a
 //     disk this stack does not manage, so the stack keeps the size it first recorded.
-//   - a blank disk to create (diskMode create, no diskSourceSnapshot) where a PersistentVolume already
+//   - a blank disk to create (diskMode create, no diskSourceSnapshot) where the stack's PersistentVolume
 //     names it but diskExists says Compute Engine no longer has it: the disk was lost outside the stack,
 //     and after a refresh the engine would create it again, empty, under the unchanged volume and claim.
 //     The volume is the sure sign the stack had the disk; diskRecreateBlank says a blank one is wanted.
@@ -44,34 +44,35 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 		}
 	}
 
-	volumes, err := cluster.VolumesOnDisk(ctx, cfg.VolumeHandle())
+	// The stack's own PersistentVolume, on this disk: what the last up left.
+	pv, err := cluster.PersistentVolume(ctx, cfg.VolumeName())
 	if err != nil {
 		return err
 	}
-	for _, v := range volumes {
+	if pv != nil && pv.Handle == cfg.VolumeHandle() {
 		size := int64(cfg.Disk.SizeGB)
 		switch {
-		case size < v.CapacityGiB:
+		case size < pv.CapacityGiB:
 			problems = append(problems, FieldError{Key: "diskSizeGb", Value: fmt.Sprint(cfg.Disk.SizeGB), Allowed: fmt.Sprintf(
 				"at least %d: PersistentVolume %s on this disk holds %dGi, and neither a claim nor a Compute Engine "+
-					"disk can shrink (Kubernetes would refuse the claim after the volume had changed)", v.CapacityGiB, v.Name, v.CapacityGiB)})
-		case cfg.Disk.Mode == DiskExternal && size != v.CapacityGiB:
+					"disk can shrink (Kubernetes would refuse the claim after the volume had changed)", pv.CapacityGiB, pv.Name, pv.CapacityGiB)})
+		case cfg.Disk.Mode == DiskExternal && size != pv.CapacityGiB:
 			problems = append(problems, FieldError{Key: "diskSizeGb", Value: fmt.Sprint(cfg.Disk.SizeGB), Allowed: fmt.Sprintf(
 				"%d, the size PersistentVolume %s records: in diskMode external the disk is managed elsewhere and "+
-					"this stack never resizes it (a larger claim would make GKE's volume resizer grow it)", v.CapacityGiB, v.Name)})
+					"this stack never resizes it (a larger claim would make GKE's volume resizer grow it)", pv.CapacityGiB, pv.Name)})
 		}
-	}
-	if len(volumes) > 0 && cfg.Disk.Mode == DiskCreate && !cfg.Disk.Restored() && !cfg.Disk.RecreateBlank {
-		exists, err := diskExists(cfg.VolumeHandle())
-		if err != nil {
-			return err
-		}
-		if !exists {
-			problems = append(problems, FieldError{Key: "diskName", Value: cfg.Disk.Name, Allowed: fmt.Sprintf(
-				"a disk that exists: PersistentVolume %s names %s, which Compute Engine no longer has, and creating it again "+
-					"would give loklak an empty disk under the same volume. Restore it from a snapshot (diskSourceSnapshot; "+
-					"docs/restore.md), or set diskRecreateBlank to true for one up to start over with an empty disk",
-				volumes[0].Name, cfg.VolumeHandle())})
+		if cfg.Disk.Mode == DiskCreate && !cfg.Disk.Restored() && !cfg.Disk.RecreateBlank {
+			exists, err := diskExists(cfg.VolumeHandle())
+			if err != nil {
+				return err
+			}
+			if !exists {
+				problems = append(problems, FieldError{Key: "diskName", Value: cfg.Disk.Name, Allowed: fmt.Sprintf(
+					"a disk that exists: PersistentVolume %s names %s, which Compute Engine no longer has, and creating it again "+
+						"would give loklak an empty disk under the same volume. Restore it from a snapshot (diskSourceSnapshot; "+
+						"docs/restore.md), or set diskRecreateBlank to true for one up to start over with an empty disk",
+					pv.Name, cfg.VolumeHandle())})
+			}
 		}
 	}
 	if len(problems) > 0 {

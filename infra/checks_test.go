@@ -58,7 +58,7 @@ func TestMissingNamespaceToPatchIsRefused(t *testing.T) {
 // API server would refuse the claim's shrink after the volume had been lowered.
 func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
 	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
-	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 20}}}}
+	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 20}}}
 	for _, mode := range []string{"create", "external"} {
 		t.Run(mode, func(t *testing.T) {
 			rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": mode, "diskSizeGb": "10"})
@@ -69,12 +69,15 @@ func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "30"}); err != nil {
 		t.Errorf("growing a managed disk: %v", err)
 	}
-	// The same size, or another disk's volumes, are nothing to refuse.
+	// The same size, another disk, or another stack's volume (another namespace) are nothing to refuse.
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "20", "diskMode": "external"}); err != nil {
 		t.Errorf("external at the recorded size: %v", err)
 	}
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskName": "other-disk", "diskSizeGb": "10"}); err != nil {
 		t.Errorf("another disk: %v", err)
+	}
+	if _, err := runOn(t, cluster, "dev", map[string]string{"namespace": "loklak-other", "diskSizeGb": "10"}); err != nil {
+		t.Errorf("another stack's volume: %v", err)
 	}
 }
 
@@ -82,7 +85,7 @@ func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
 // a disk managed elsewhere.
 func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
 	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
-	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 20}}}}
+	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 20}}}
 	rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": "external", "diskSizeGb": "30"})
 	wantRefused(t, rec, err, "diskSizeGb", "30", "20, the size PersistentVolume loklak-dev-dump records: in diskMode external")
 }
@@ -91,7 +94,7 @@ func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
 // never created again blank under the same PersistentVolume, unless diskRecreateBlank says so.
 func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
 	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
-	cluster := recorder.Cluster{Volumes: map[string][]infra.VolumeOnDisk{handle: {{Name: "loklak-dev-dump", CapacityGiB: 10}}}}
+	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 10}}}
 	_, values, err := stackconfig.Load("..", "dev")
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,8 @@ import (
 type Cluster interface {
 	// Namespace reports whether the namespace exists and whether this stack created it.
 	Namespace(ctx context.Context, name string) (NamespaceState, error)
-	// VolumesOnDisk returns the PersistentVolumes whose CSI volume handle is handle (any name, any
-	// driver-side state), so a check sees every volume on the disk, the stack's own and any other.
-	VolumesOnDisk(ctx context.Context, handle string) ([]VolumeOnDisk, error)
+	// PersistentVolume returns the PersistentVolume of that name, or nil when there is none.
+	PersistentVolume(ctx context.Context, name string) (*Volume, error)
 }
 
 // NamespaceState is what the checks need to know of a namespace.
@@ -32,9 +31,11 @@ type NamespaceState struct {
 	CreatedByStack bool
 }
 
-// VolumeOnDisk is one PersistentVolume on the dumps disk, as the cluster has it now.
-type VolumeOnDisk struct {
+// Volume is a PersistentVolume as the cluster has it now.
+type Volume struct {
 	Name string
+	// Handle is its CSI volume handle (the disk's ID), empty for a volume of another kind.
+	Handle string
 	// CapacityGiB is spec.capacity.storage in GiB, rounded up; the program writes it as <diskSizeGb>Gi.
 	CapacityGiB int64
 }
@@ -97,22 +98,21 @@ func (k kubeCluster) Namespace(ctx context.Context, name string) (NamespaceState
 	}
 }
 
-func (k kubeCluster) VolumesOnDisk(ctx context.Context, handle string) ([]VolumeOnDisk, error) {
+func (k kubeCluster) PersistentVolume(ctx context.Context, name string) (*Volume, error) {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
-	// No field selector exists for a volume's handle; the cluster holds few PersistentVolumes.
-	list, err := k.client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing PersistentVolumes: %w", err)
+	pv, err := k.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading PersistentVolume %s: %w", name, err)
 	}
-	var out []VolumeOnDisk
-	for _, pv := range list.Items {
-		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != CSIDriver || pv.Spec.CSI.VolumeHandle != handle {
-			continue
-		}
-		out = append(out, VolumeOnDisk{Name: pv.Name, CapacityGiB: capacityGiB(pv)})
+	v := &Volume{Name: pv.Name, CapacityGiB: capacityGiB(*pv)}
+	if pv.Spec.CSI != nil && pv.Spec.CSI.Driver == CSIDriver {
+		v.Handle = pv.Spec.CSI.VolumeHandle
 	}
-	return out, nil
+	return v, nil
 }
 
 // capacityGiB is a volume's capacity in GiB, rounded up.

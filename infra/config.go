@@ -104,6 +104,9 @@ func (c Config) VolumeTag() string {
 	return "-" + shortHash(handle+"@"+c.Disk.SourceSnapshot)
 }
 
+// VolumeName is the stack's StorageClass and PersistentVolume name: <namespace>-dump, then VolumeTag.
+func (c Config) VolumeName() string { return volumeName(c.Namespace.Name, c.VolumeTag()) }
+
 // VolumeHandle is the disk's ID as the PD CSI driver (the PV's volumeHandle) and the GCP provider spell
 // it: projects/P/zones/Z/disks/N, or projects/P/regions/R/disks/N for a regional disk.
 func (c Config) VolumeHandle() string {

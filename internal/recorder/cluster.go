@@ -9,12 +9,12 @@ import (
 )
 
 // Cluster is a fake infra.Cluster for programs run under mocks: every namespace exists except those in
-// Missing, created by the stack only those in Created; Volumes holds the PersistentVolumes already on
-// each disk handle (none by default, as on a first deployment).
+// Missing, created by the stack only those in Created; Volumes are the PersistentVolumes there are (none
+// by default, as on a first deployment).
 type Cluster struct {
 	Missing []string
 	Created []string
-	Volumes map[string][]infra.VolumeOnDisk
+	Volumes []infra.Volume
 }
 
 // Namespace implements infra.Cluster.
@@ -22,9 +22,14 @@ func (c Cluster) Namespace(_ context.Context, name string) (infra.NamespaceState
 	return infra.NamespaceState{Exists: !slices.Contains(c.Missing, name), CreatedByStack: slices.Contains(c.Created, name)}, nil
 }
 
-// VolumesOnDisk implements infra.Cluster.
-func (c Cluster) VolumesOnDisk(_ context.Context, handle string) ([]infra.VolumeOnDisk, error) {
-	return c.Volumes[handle], nil
+// PersistentVolume implements infra.Cluster.
+func (c Cluster) PersistentVolume(_ context.Context, name string) (*infra.Volume, error) {
+	for _, v := range c.Volumes {
+		if v.Name == name {
+			return &v, nil
+		}
+	}
+	return nil, nil
 }
 
 // Program is the real program (infra.StackOn) checked against this cluster.

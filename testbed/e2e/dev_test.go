@@ -122,9 +122,12 @@ func TestDevStackAsCommitted(t *testing.T) {
 		want(t, "PVC request", kubectlJSON(t, "-n", ns, "get", "pvc", "dump").str("spec.resources.requests.storage"), "20Gi")
 	})
 
-	for _, bad := range []struct{ what, key, value, restore string }{
-		{"shrinking the disk", "diskSizeGb", "10", "20"},
-		{"renaming the disk", "diskName", "loklak-dev-data-2", diskNm},
+	for _, bad := range []struct{ what, key, value, restore, says string }{
+		// The program refuses a shrink itself, naming the volume's size: in external mode no protect
+		// would stop it (TestExternalDiskSizeIsRefusedBeforeAnythingChanges).
+		{"shrinking the disk", "diskSizeGb", "10", "20", "at least 20: PersistentVolume loklak-dev-dump on this disk holds 20Gi"},
+		// The engine refuses to replace a protected resource while it plans the disk's step.
+		{"renaming the disk", "diskName", "loklak-dev-data-2", diskNm, "marked for protection"},
 	} {
 		step(bad.what+" fails before anything changes", func(t *testing.T) {
 			setConfig(t, stack, bad.key, bad.value)
@@ -134,12 +137,11 @@ func TestDevStackAsCommitted(t *testing.T) {
 			if err == nil {
 				t.Fatalf("up accepted %s=%s", bad.key, bad.value)
 			}
-			// The engine refuses to replace a protected resource while it plans the disk's step.
 			msg := out.String() + err.Error()
-			if !strings.Contains(msg, "marked for protection") {
-				t.Errorf("the user does not see the protect error:\n%s", msg)
+			if !strings.Contains(msg, bad.says) {
+				t.Errorf("the user does not see %q:\n%s", bad.says, msg)
 			}
-			t.Logf("the engine says: %s", lineWith(msg, "marked for protection"))
+			t.Logf("the user sees: %s", lineWith(msg, bad.says))
 			wantCalls(t, gce, calls, nil) // reads only: no disk created, resized or deleted
 			want(t, "disk size", simDisk(t, gce, project, diskNm).SizeGB, 20)
 			disks, err := gce.Disks(project)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,16 +21,18 @@ import (
 // podWatch follows every loklak pod in the cluster through kubectl's watch, event by event, and keeps the
 // largest number that held the dumps claim at once: scheduled to a node and not yet gone.
 type podWatch struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	most   int
-	seen   map[string]bool // namespace/name of every pod that was scheduled
-	err    error
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	holding map[string]bool // namespace/name of the pods holding the claim now
+	most    int             // the most at once since the start, or since the last window
+	seen    map[string]bool // namespace/name of every pod that was scheduled
+	err     error
 }
 
-// watchLoklakPods starts the watch; stop it with stop.
-func watchLoklakPods(t *testing.T) *podWatch {
+// watchLoklakPods starts the watch of the loklak pods in the given namespaces (the suite's other tests
+// leave theirs elsewhere); stop it with stop.
+func watchLoklakPods(t *testing.T, namespaces ...string) *podWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, tools.Path("kubectl"), "--kubeconfig="+cp.Kubeconfig, "get", "pods", "--all-namespaces",
@@ -41,10 +44,9 @@ func watchLoklakPods(t *testing.T) *podWatch {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &podWatch{cancel: cancel, done: make(chan struct{}), seen: map[string]bool{}}
+	w := &podWatch{cancel: cancel, done: make(chan struct{}), holding: map[string]bool{}, seen: map[string]bool{}}
 	go func() {
 		defer close(w.done)
-		holding := map[string]bool{}
 		dec := json.NewDecoder(out)
 		for {
 			var ev struct {
@@ -60,22 +62,41 @@ func watchLoklakPods(t *testing.T) *podWatch {
 				_ = cmd.Wait()
 				return
 			}
+			if !slices.Contains(namespaces, ev.Object.str("metadata.namespace")) {
+				continue
+			}
 			key := ev.Object.str("metadata.namespace") + "/" + ev.Object.str("metadata.name")
 			phase := ev.Object.str("status.phase")
 			holds := ev.Type != "DELETED" && ev.Object.str("spec.nodeName") != "" && phase != "Succeeded" && phase != "Failed"
 			w.mu.Lock()
 			if holds {
-				holding[key] = true
+				w.holding[key] = true
 				w.seen[key] = true
 			} else {
-				delete(holding, key)
+				delete(w.holding, key)
 			}
-			w.most = max(w.most, len(holding))
+			w.most = max(w.most, len(w.holding))
 			w.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() { w.cancel(); <-w.done })
 	return w
+}
+
+// window returns the most pods that held the claim at once since the last window (or the start), and
+// starts a new window from the pods holding it now. A kubectl that stopped fails the test.
+func (w *podWatch) window(t *testing.T) int {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case <-w.done:
+		t.Fatalf("the pod watch ended: %v", w.err)
+	default:
+	}
+	most := w.most
+	w.most = len(w.holding)
+	return most
 }
 
 // stop ends the watch and returns the most pods that held the claim at once, and the pods seen.
@@ -106,7 +127,7 @@ func TestNamespaceChangeNeverRunsTwoPods(t *testing.T) {
 	since := callCount(t, gce)
 
 	setConfig(t, stack, "namespace", "loklak-move-b")
-	w := watchLoklakPods(t)
+	w := watchLoklakPods(t, "loklak-move-a", "loklak-move-b")
 	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
 		t.Fatal(err)
 	}

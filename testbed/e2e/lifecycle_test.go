@@ -228,28 +228,23 @@ func TestLifecycle(t *testing.T) {
 		assertRecreated(t)
 	})
 
-	step("growing the disk updates PV and PVC in place", func(t *testing.T) {
-		values = values.With(map[string]string{"diskSizeGb": "20"})
-		if stack, err = d.Stack(ctx, "e2e", values, nil); err != nil {
-			t.Fatal(err)
-		}
-		steps, err := harness.PreviewSteps(ctx, stack)
+	// The disk is external: the stack never resizes it, so a new size is refused before anything changes
+	// (TestExternalDiskSizeIsRefusedBeforeAnythingChanges tries both ways).
+	step("a new size of the external disk is refused; PV and PVC keep theirs", func(t *testing.T) {
+		grown := values.With(map[string]string{"diskSizeGb": "20"})
+		grownStack, err := d.Stack(ctx, "e2e", grown, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantSteps := []string{
-			"update kubernetes:core/v1:PersistentVolume::dump",
-			"update kubernetes:core/v1:PersistentVolumeClaim::dump",
+		if _, err := harness.PreviewSteps(ctx, grownStack); err == nil || !strings.Contains(err.Error(), "in diskMode external") {
+			t.Fatalf("the preview of a grown external disk: %v, want the refusal", err)
 		}
-		if got := changed(steps); !slices.Equal(got, wantSteps) {
-			t.Fatalf("disk growth plans %v, want %v", got, wantSteps)
-		}
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if stack, err = d.Stack(ctx, "e2e", values, nil); err != nil {
 			t.Fatal(err)
 		}
 		assertStorageKept(t, namespace, pvUID, pvcUID)
-		want(t, "PV capacity", kubectlJSON(t, "get", "pv", pvName).str("spec.capacity.storage"), "20Gi")
-		want(t, "PVC request", kubectlJSON(t, "-n", namespace, "get", "pvc", "dump").str("spec.resources.requests.storage"), "20Gi")
+		want(t, "PV capacity", kubectlJSON(t, "get", "pv", pvName).str("spec.capacity.storage"), "10Gi")
+		want(t, "PVC request", kubectlJSON(t, "-n", namespace, "get", "pvc", "dump").str("spec.resources.requests.storage"), "10Gi")
 	})
 
 	step("destroy removes only Kubernetes objects; a redeploy finds the same disk", func(t *testing.T) {

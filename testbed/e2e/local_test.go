@@ -23,10 +23,10 @@ func TestLocalLoop(t *testing.T) {
 	ctx := context.Background()
 	repo := repoDir(t)
 	bin := filepath.Join(t.TempDir(), "local")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/local")
+	build := exec.Command("go", "build", "-o", bin, "./testbed/cmd/local")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/local: %v\n%s", err, out)
+		t.Fatalf("go build ./testbed/cmd/local: %v\n%s", err, out)
 	}
 	work := t.TempDir()
 	for _, f := range []string{"Pulumi.yaml", "Pulumi.local.yaml"} {

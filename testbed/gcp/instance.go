@@ -68,6 +68,20 @@ func (c *Compute) PutInstance(i Instance) (Instance, error) {
 	return i, c.store(i.Path(), i)
 }
 
+// EnsureInstance puts the instance if the project lacks it and returns the stored one, without an API
+// call: how the CSI plugin makes its node a VM of the project. An instance already there keeps its disks.
+func (c *Compute) EnsureInstance(i Instance) (Instance, error) {
+	defer c.lock()()
+	if stored, err := load[Instance](c, "instance", i.Path()); err == nil {
+		return stored, nil
+	} else if !IsNotFound(err) {
+		return Instance{}, err
+	}
+	i.ID = c.newID()
+	i.CreationTimestamp = c.now().UTC().Format(time.RFC3339)
+	return i, c.store(i.Path(), i)
+}
+
 // GetInstance returns the instance at path (projects/P/zones/Z/instances/N), or a 404 APIError.
 func (c *Compute) GetInstance(path string) (Instance, error) {
 	defer c.lock()()

@@ -20,6 +20,9 @@ import (
 //     grow), leaving the two apart. A managed disk cannot shrink either (Compute Engine refuses it).
 //   - diskSizeGb changed at all in diskMode external: a larger claim makes GKE's volume resizer grow a
 //     disk this stack does not manage, so the stack keeps the size it first recorded.
+//   - a new clusterIdentifier while the cluster the kubeconfig names holds the stack's PersistentVolume,
+//     made under another: the provider's replacement would replace every object on the same cluster, and
+//     the claim's delete-before-replace waits forever on the pod that still mounts it.
 //   - a blank disk to create (diskMode create, no diskSourceSnapshot) where the stack's PersistentVolume
 //     names it but diskExists says Compute Engine no longer has it: the disk was lost outside the stack,
 //     and after a refresh the engine would create it again, empty, under the unchanged volume and claim.
@@ -48,6 +51,13 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 	pv, err := cluster.PersistentVolume(ctx, cfg.VolumeName())
 	if err != nil {
 		return err
+	}
+	if pv != nil && pv.ClusterIdentifier != "" && pv.ClusterIdentifier != cfg.Kube.ClusterIdentifier {
+		problems = append(problems, FieldError{Key: "clusterIdentifier", Value: cfg.Kube.ClusterIdentifier, Allowed: fmt.Sprintf(
+			"%s, the identifier the stack made its objects under on this cluster (PersistentVolume %s): a new one replaces "+
+				"every Kubernetes object of the stack, and on the same cluster the claim's replacement waits forever on the pod "+
+				"that holds it. Change it only with a kubeconfig for another cluster (README, \"Moving to another cluster\")",
+			pv.ClusterIdentifier, pv.Name)})
 	}
 	if pv != nil && pv.Handle == cfg.VolumeHandle() {
 		size := int64(cfg.Disk.SizeGB)

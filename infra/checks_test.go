@@ -145,3 +145,17 @@ func TestCreatedNamespaceIsNeverLetGo(t *testing.T) {
 		t.Errorf("prod's web, which the stack only labels: %v", err)
 	}
 }
+
+// A new clusterIdentifier on the cluster that holds the stack's objects would replace them all there
+// (and hang on the claim the pod holds): refused. The identifier is recorded on the PV.
+func TestNewClusterIdentifierOnTheSameClusterIsRefused(t *testing.T) {
+	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+	pv := infra.Volume{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 10, ClusterIdentifier: "default"}
+	cluster := recorder.Cluster{Volumes: []infra.Volume{pv}}
+	rec, err := runOn(t, cluster, "dev", map[string]string{"clusterIdentifier": "gke_other"})
+	wantRefused(t, rec, err, "clusterIdentifier", "gke_other", "default, the identifier the stack made its objects under on this cluster")
+
+	rec = mustRun(t, "dev", nil)
+	annotations, _ := rec.One(t, tPV).Get("metadata.annotations").(map[string]any)
+	want(t, "PV annotation", annotations[infra.ClusterIdentifierAnnotation], any("default"))
+}

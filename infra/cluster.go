@@ -38,6 +38,8 @@ type Volume struct {
 	Handle string
 	// CapacityGiB is spec.capacity.storage in GiB, rounded up; the program writes it as <diskSizeGb>Gi.
 	CapacityGiB int64
+	// ClusterIdentifier is the clusterIdentifier the stack recorded on it (empty before it did).
+	ClusterIdentifier string
 }
 
 // clusterTimeout bounds each read: a preview against an unreachable cluster fails in seconds, not minutes.
@@ -108,7 +110,7 @@ func (k kubeCluster) PersistentVolume(ctx context.Context, name string) (*Volume
 	case err != nil:
 		return nil, fmt.Errorf("reading PersistentVolume %s: %w", name, err)
 	}
-	v := &Volume{Name: pv.Name, CapacityGiB: capacityGiB(*pv)}
+	v := &Volume{Name: pv.Name, CapacityGiB: capacityGiB(*pv), ClusterIdentifier: pv.Annotations[ClusterIdentifierAnnotation]}
 	if pv.Spec.CSI != nil && pv.Spec.CSI.Driver == CSIDriver {
 		v.Handle = pv.Spec.CSI.VolumeHandle
 	}

@@ -124,6 +124,8 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		Namespace:   namespace,
 		Environment: cfg.Namespace.Name,
 		Tag:         cfg.VolumeTag(),
+		// On the PV, so that a new identifier on the same cluster is refused (CheckAgainstCluster).
+		ClusterIdentifier: cfg.Kube.ClusterIdentifier,
 	}, pulumi.Providers(k8s))
 	if err != nil {
 		return nil, err

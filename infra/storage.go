@@ -17,6 +17,9 @@ const (
 	// ClaimName is the PVC's name, as in the 2017 setup (followed by the volume tag of a regional or
 	// restored disk, see Config.VolumeTag).
 	ClaimName = "dump"
+	// ClusterIdentifierAnnotation on the PV records the clusterIdentifier the stack made its objects under,
+	// so a new identifier on the same cluster is seen (and refused) before it replaces them all.
+	ClusterIdentifierAnnotation = "loklak.org/cluster-identifier"
 	// VolumeLabel marks the dumps PV; the claim selects on it, which keeps every other volume out of its
 	// reach and forbids provisioning one for it.
 	VolumeLabel = "loklak.org/dumps-volume"
@@ -55,6 +58,8 @@ type DumpVolumeArgs struct {
 	Environment string
 	// Tag follows every name, logical names included: one disk's objects are never another's.
 	Tag string
+	// ClusterIdentifier is recorded on the PV (ClusterIdentifierAnnotation).
+	ClusterIdentifier string
 }
 
 // NewDumpVolume declares StorageClass -> PersistentVolume -> PersistentVolumeClaim for the dumps disk.
@@ -101,7 +106,8 @@ func NewDumpVolume(ctx *pulumi.Context, name string, args DumpVolumeArgs, opts .
 		volumeLabels[k] = v
 	}
 	pv, err := corev1.NewPersistentVolume(ctx, logical, &corev1.PersistentVolumeArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: volumeLabels},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: volumeLabels,
+			Annotations: pulumi.StringMap{ClusterIdentifierAnnotation: pulumi.String(args.ClusterIdentifier)}},
 		Spec: &corev1.PersistentVolumeSpecArgs{
 			Capacity:                      pulumi.StringMap{"storage": capacity},
 			AccessModes:                   pulumi.StringArray{pulumi.String("ReadWriteOnce")},

@@ -82,7 +82,7 @@ func everyKeyChanges(kubeconfig, kubeContext string) map[string]keyChange {
 		"snapshotRetentionDays":   {change: with(daily, "snapshotRetentionDays", "30")},
 		"kubeconfig":              {change: map[string]string{"kubeconfig": kubeconfig}},
 		"kubeContext":             {change: map[string]string{"kubeContext": kubeContext}},
-		"clusterIdentifier":       {change: map[string]string{"clusterIdentifier": "loklak-every-cluster"}},
+		"clusterIdentifier":       {change: map[string]string{"clusterIdentifier": "loklak-every-cluster"}, refused: true, says: "loklak-dumps:clusterIdentifier"},
 		"namespace":               {change: map[string]string{"namespace": "loklak-every-moved"}},
 		"createNamespace":         {change: map[string]string{"createNamespace": "false"}, refused: true, says: "loklak-dumps:createNamespace"},
 		"image":                   {change: map[string]string{"image": "loklak/loklak_server:every-key"}},
@@ -292,14 +292,14 @@ func restoreConfig(t *testing.T, stack auto.Stack, was auto.ConfigMap) {
 	}
 }
 
-// currentContext is the kubeconfig's current-context.
+// currentContext is the current-context of the control plane's kubeconfig (which gke writes as JSON).
 func currentContext(t *testing.T, kubeconfig []byte) string {
 	t.Helper()
-	for _, line := range strings.Split(string(kubeconfig), "\n") {
-		if name, ok := strings.CutPrefix(line, "current-context:"); ok {
-			return strings.Trim(strings.TrimSpace(name), `"`)
-		}
+	var c struct {
+		CurrentContext string `json:"current-context"`
 	}
-	t.Fatal("the kubeconfig has no current-context")
-	return ""
+	if err := json.Unmarshal(kubeconfig, &c); err != nil || c.CurrentContext == "" {
+		t.Fatalf("the kubeconfig has no current-context (%v)", err)
+	}
+	return c.CurrentContext
 }

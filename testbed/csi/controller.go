@@ -83,7 +83,7 @@ func requestGB(r *csi.CapacityRange) (int, error) {
 		return 0, fmt.Errorf("capacity range %v has a negative size", r)
 	}
 	if limit > 0 && req > limit {
-		return 0, fmt.Errorf("Limit bytes %v is less than required bytes %v", limit, req)
+		return 0, fmt.Errorf("limit bytes %v is less than required bytes %v", limit, req)
 	}
 	if req == 0 {
 		return 0, nil

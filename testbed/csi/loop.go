@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,7 @@ import (
 func losetup(args ...string) (string, error) {
 	out, err := exec.Command("losetup", args...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("losetup %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("losetup %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return strings.TrimSpace(string(out)), nil
 }
@@ -74,8 +75,8 @@ func deviceSize(dev string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	return f.Seek(0, io.SeekEnd)
+	size, err := f.Seek(0, io.SeekEnd)
+	return size, errors.Join(err, f.Close())
 }
 
 // absImage is a disk's image path as losetup records it: absolute and without symbolic links.

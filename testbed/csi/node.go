@@ -46,8 +46,8 @@ func (d *Driver) image(v volume) string { return absImage(d.cfg.Compute.DiskImag
 
 // mountedFrom returns the device mounted at path, or "" if path is not a mount point.
 func (d *Driver) mountedFrom(path string) (string, error) {
-	notMnt, err := mount.IsNotMountPoint(d.mounter, path)
-	if os.IsNotExist(err) || (err == nil && notMnt) {
+	isMnt, err := d.mounter.IsMountPoint(path)
+	if os.IsNotExist(err) || (err == nil && !isMnt) {
 		return "", nil
 	}
 	if err != nil {
@@ -190,7 +190,7 @@ func (d *Driver) growOffline(dev, staging string) error {
 	resizer := mount.NewResizeFs(d.mounter.Exec)
 	out, err := d.mounter.Exec.Command("e2fsck", "-f", "-p", dev).CombinedOutput()
 	if code := exitCode(err); code > 1 { // 1: errors corrected
-		return fmt.Errorf("e2fsck -f -p %s: %v: %s", dev, err, out)
+		return fmt.Errorf("e2fsck -f -p %s: %w: %s", dev, err, out)
 	}
 	if _, err := resizer.Resize(dev, staging); err != nil {
 		return err
@@ -204,7 +204,7 @@ func (d *Driver) growOffline(dev, staging string) error {
 func (d *Driver) needGrow(dev string) (bool, error) {
 	out, err := d.mounter.Exec.Command("dumpe2fs", "-h", dev).Output()
 	if err != nil {
-		return false, fmt.Errorf("dumpe2fs -h %s: %v", dev, err)
+		return false, fmt.Errorf("dumpe2fs -h %s: %w", dev, err)
 	}
 	var blocks, blockSize int64
 	for _, line := range strings.Split(string(out), "\n") {
@@ -219,7 +219,7 @@ func (d *Driver) needGrow(dev string) (bool, error) {
 			blockSize, err = strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 		}
 		if err != nil {
-			return false, fmt.Errorf("dumpe2fs -h %s: %q: %v", dev, line, err)
+			return false, fmt.Errorf("dumpe2fs -h %s: %q: %w", dev, line, err)
 		}
 	}
 	if blocks == 0 || blockSize == 0 {

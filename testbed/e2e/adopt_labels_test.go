@@ -32,8 +32,8 @@ func TestAdoptALabelledDiskWithItsLabels(t *testing.T) {
 			t.Errorf("clean-up: %v\n%s", err, out)
 		}
 	})
-	// The disk as someone labelled it before the stack existed (gcloud compute disks add-labels).
-	labelled, err := gce.EditDiskLabels(prodHandle, func(l map[string]string) { l["team"] = "loklak" })
+	// The disk as someone labeled it before the stack existed (gcloud compute disks add-labels).
+	labeledBefore, err := gce.EditDiskLabels(prodHandle, func(l map[string]string) { l["team"] = "loklak" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +79,11 @@ func TestAdoptALabelledDiskWithItsLabels(t *testing.T) {
 			t.Fatal(err)
 		}
 		after := simDisk(t, gce, prodProject, prodDisk)
-		want(t, "disk ID (recreated?)", after.ID, labelled.ID)
-		want(t, "disk created", after.CreationTimestamp, labelled.CreationTimestamp)
+		want(t, "disk ID (recreated?)", after.ID, labeledBefore.ID)
+		want(t, "disk created", after.CreationTimestamp, labeledBefore.CreationTimestamp)
 		want(t, "disk size", after.SizeGB, 100)
 		wantDeep(t, "disk labels", after.Labels, map[string]string{"team": "loklak"})
-		want(t, "label fingerprint (labels unchanged)", after.LabelFingerprint, labelled.LabelFingerprint)
+		want(t, "label fingerprint (labels unchanged)", after.LabelFingerprint, labeledBefore.LabelFingerprint)
 		// No insert, delete or resize of the disk. The stand-in sends the labels it planned, the same ones
 		// (the real provider may skip that call, its effectiveLabels being unchanged); then the schedule.
 		wantCalls(t, gce, calls, []string{

@@ -34,7 +34,7 @@ func TestLabelsEditedByHandNeedARefresh(t *testing.T) {
 	var disk gcp.Disk
 	var pvUID, pvcUID string
 
-	step("up creates the labelled disk", func(t *testing.T) {
+	step("up creates the labeled disk", func(t *testing.T) {
 		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
 			t.Fatal(err)
 		}

@@ -94,8 +94,8 @@ var importedBefore = map[string]func(c *Compute) error{
 	"import/disk-prod-labels-omitted": prodDisk2017(nil),
 	"import/disk-prod-labels-given":   prodDisk2017(nil),
 	"import/disk-prod-size-mismatch":  prodDisk2017(nil),
-	// "a labelled disk, labels: {} asked for".
-	"import/disk-labelled-none-asked": prodDisk2017(map[string]string{"app": "loklak", "team": "data"}),
+	// "a labeled disk, labels: {} asked for".
+	"import/disk-labelled-none-asked": prodDisk2017(map[string]string{"app": "loklak", "team": "data"}), //nolint:misspell // the recorded case's id
 	// "regional disk adopted": dev's regional disk as the stack would have made it.
 	"import/rdisk": func(c *Compute) error {
 		_, err := c.PutDisk(Disk{Name: "loklak-dev-data", Project: "loklak-server", Region: "us-central1", SizeGB: 200, Type: "pd-standard",
@@ -293,8 +293,11 @@ func setUp(ctx context.Context, p *Provider, project string, s setupEntry) error
 	typ := tokens.Type(s.Type)
 	u := resource.NewURN("dev", "loklak-dumps", "", typ, s.Name)
 	checked, err := p.Check(ctx, plugin.CheckRequest{URN: u, Type: typ, News: recordedProps(s.Inputs), RandomSeed: []byte("setup")})
-	if err != nil || len(checked.Failures) > 0 {
-		return fmt.Errorf("check: %v %v", err, checked.Failures)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if len(checked.Failures) > 0 {
+		return fmt.Errorf("check: %v", checked.Failures)
 	}
 	_, err = p.Create(ctx, plugin.CreateRequest{URN: u, Type: typ, Properties: checked.Properties})
 	return err

@@ -44,8 +44,8 @@ func TestAHandEditChangesTheFingerprint(t *testing.T) {
 	}
 }
 
-// labelled is one resource type whose labels change in place.
-type labelled struct {
+// labeled is one resource type whose labels change in place.
+type labeled struct {
 	typ    string
 	inputs func(labels map[string]any) map[string]any
 	// edit changes the labels by hand, outside the stack.
@@ -54,7 +54,7 @@ type labelled struct {
 	labels func(f fixture, id resource.ID) map[string]string
 }
 
-var labelledTypes = []labelled{
+var labeledTypes = []labeled{
 	{
 		typ:    DiskType,
 		inputs: func(l map[string]any) map[string]any { return diskInputs(20, l) },
@@ -109,7 +109,7 @@ func diskLabels(f fixture, id resource.ID) map[string]string {
 }
 
 func TestLabelsChangedByHandFailTheUpdate(t *testing.T) {
-	for _, lt := range labelledTypes {
+	for _, lt := range labeledTypes {
 		t.Run(lt.typ, func(t *testing.T) {
 			f := newFixture(t)
 			ctx := context.Background()
@@ -160,7 +160,7 @@ func TestLabelsChangedByHandFailTheUpdate(t *testing.T) {
 	}
 }
 
-func (lt labelled) setLabelsPath(id resource.ID) string {
+func (lt labeled) setLabelsPath(id resource.ID) string {
 	if lt.typ == AddressType {
 		return "projects/p1/regions/us-central1/addresses/loklak-dumps/setLabels"
 	}

@@ -79,7 +79,7 @@ func makeImage(file string, sizeGB int) error {
 	out, err := exec.Command(mkfs, "-F", "-q", "-m0", "-E", "lazy_itable_init=1,lazy_journal_init=1", tmp).CombinedOutput()
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("gcestandin: mkfs.ext4 %s: %v: %s", file, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("gcestandin: mkfs.ext4 %s: %w: %s", file, err, strings.TrimSpace(string(out)))
 	}
 	return os.Rename(tmp, file)
 }
@@ -106,7 +106,7 @@ func copyImage(src, dst string, sizeGB int) error {
 	tmp := dst + ".tmp"
 	if out, err := exec.Command("cp", "--sparse=always", "--", src, tmp).CombinedOutput(); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("gcestandin: copying %s: %v: %s", src, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("gcestandin: copying %s: %w: %s", src, err, strings.TrimSpace(string(out)))
 	}
 	if err := growImage(tmp, sizeGB); err != nil {
 		_ = os.Remove(tmp)

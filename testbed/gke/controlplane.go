@@ -1,5 +1,5 @@
 // Package gke is the testbed's GKE cluster: a real Kubernetes control plane (etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, built from source) on loopback, with kwok's fake nodes labelled
+// kube-controller-manager, kube-scheduler, built from source) on loopback, with kwok's fake nodes labeled
 // with GKE's zone topology key, and LoadBalancer addresses handed out as GKE's service controller would.
 // What it cannot be (GKE's node pools, the PD CSI driver, attach and detach) is said in docs/testing.md.
 package gke

@@ -106,7 +106,11 @@ func start(t *testing.T, cfg Config, now time.Time) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.srv.Run(ctx) }()
-	t.Cleanup(func() { h.stop() })
+	t.Cleanup(func() {
+		if err := h.stop(); err != nil {
+			t.Error(err)
+		}
+	})
 	return h
 }
 

@@ -172,7 +172,7 @@ type Message struct {
 	SourceType     string   `json:"source_type"`
 	ProviderType   string   `json:"provider_type"`
 	RetweetCount   int      `json:"retweet_count"`
-	FavoritesCount int      `json:"favourites_count"`
+	FavoritesCount int      `json:"favourites_count"` //nolint:misspell // loklak's own key (Twitter's API spelling)
 	Hashtags       []string `json:"hashtags"`
 	StandinVersion string   `json:"standin_version"`
 }

@@ -75,18 +75,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	case vc == nil:
 		return nil, status.Error(codes.InvalidArgument, "NodeStageVolume Volume Capability must be provided")
 	}
-	release, err := d.locks.acquire(req.GetVolumeId())
+	v, release, err := d.lockVolume("NodeStageVolume", req.GetVolumeId(), vc)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := validateVolumeCapability(vc); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "VolumeCapability is invalid: %v", err)
-	}
-	v, err := parseVolumeID(req.GetVolumeId())
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "NodeStageVolume Volume ID is invalid: %v", err)
-	}
 
 	// Part 1: the device. On GCE it appears once ControllerPublishVolume attached the disk; here the
 	// instance's disks in the simulated project say whether it is attached.
@@ -332,18 +325,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	case vc == nil:
 		return nil, status.Error(codes.InvalidArgument, "NodePublishVolume Volume Capability must be provided")
 	}
-	release, err := d.locks.acquire(req.GetVolumeId())
+	v, release, err := d.lockVolume("NodePublishVolume", req.GetVolumeId(), vc)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := validateVolumeCapability(vc); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "VolumeCapability is invalid: %v", err)
-	}
-	v, err := parseVolumeID(req.GetVolumeId())
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "NodePublishVolume Volume ID is invalid: %v", err)
-	}
 	if dev, err := d.mountedFrom(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "NodePublishVolume failed to check whether target path is a mount point: %v", err)
 	} else if dev != "" {
@@ -489,4 +475,23 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		{Unit: csi.VolumeUsage_BYTES, Total: int64(st.Blocks) * bsize, Available: int64(st.Bavail) * bsize, Used: int64(st.Blocks-st.Bfree) * bsize},
 		{Unit: csi.VolumeUsage_INODES, Total: int64(st.Files), Available: int64(st.Ffree), Used: int64(st.Files - st.Ffree)},
 	}}, nil
+}
+
+// lockVolume validates a node call's volume capability and ID, and takes the volume's lock: the steps
+// NodeStageVolume and NodePublishVolume share. Errors are the gRPC statuses the PD driver returns.
+func (d *Driver) lockVolume(method, id string, vc *csi.VolumeCapability) (volume, func(), error) {
+	release, err := d.locks.acquire(id)
+	if err != nil {
+		return volume{}, nil, err
+	}
+	if err := validateVolumeCapability(vc); err != nil {
+		release()
+		return volume{}, nil, status.Errorf(codes.InvalidArgument, "VolumeCapability is invalid: %v", err)
+	}
+	v, err := parseVolumeID(id)
+	if err != nil {
+		release()
+		return volume{}, nil, status.Errorf(codes.InvalidArgument, "%s Volume ID is invalid: %v", method, err)
+	}
+	return v, release, nil
 }

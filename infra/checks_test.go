@@ -2,6 +2,8 @@ package infra_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,15 +71,16 @@ func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "30"}); err != nil {
 		t.Errorf("growing a managed disk: %v", err)
 	}
-	// The same size, another disk, or another stack's volume (another namespace) are nothing to refuse.
+	// A new namespace in the same up renames the volume; the old one still says what the disk holds.
+	rec, err := runOn(t, cluster, "dev", map[string]string{"namespace": "loklak-other", "diskSizeGb": "10"})
+	wantRefused(t, rec, err, "diskSizeGb", "10", "at least 20")
+
+	// The same size, or another disk, are nothing to refuse.
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskSizeGb": "20", "diskMode": "external"}); err != nil {
 		t.Errorf("external at the recorded size: %v", err)
 	}
 	if _, err := runOn(t, cluster, "dev", map[string]string{"diskName": "other-disk", "diskSizeGb": "10"}); err != nil {
 		t.Errorf("another disk: %v", err)
-	}
-	if _, err := runOn(t, cluster, "dev", map[string]string{"namespace": "loklak-other", "diskSizeGb": "10"}); err != nil {
-		t.Errorf("another stack's volume: %v", err)
 	}
 }
 
@@ -117,9 +120,19 @@ func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
 	}
 	rec.One(t, tDisk)
 
-	// A restore makes the disk from a snapshot: nothing blank, nothing to ask.
+	// A fresh restore makes a new disk, which no volume names yet: nothing to ask.
 	if _, err := run(map[string]string{"diskSourceSnapshot": "loklak-dev-data-snap", "diskName": "loklak-dev-data-2"}); err != nil {
 		t.Errorf("a restore: %v", err)
+	}
+	// The same loss, hidden behind a namespace change in the same up, or in adopt mode, or with the
+	// snapshot the disk was once restored from still set (it would come back with old contents): refused.
+	for _, overrides := range []map[string]string{
+		{"namespace": "loklak-elsewhere"},
+		{"diskMode": "adopt"},
+		{"diskSourceSnapshot": "loklak-dev-data-snap"},
+	} {
+		rec, err := run(overrides)
+		wantRefused(t, rec, err, "diskName", "loklak-dev-data", "which Compute Engine no longer has")
 	}
 
 	// A first deployment (no volume on the disk yet) asks Compute Engine nothing.
@@ -158,4 +171,27 @@ func TestNewClusterIdentifierOnTheSameClusterIsRefused(t *testing.T) {
 	rec = mustRun(t, "dev", nil)
 	annotations, _ := rec.One(t, tPV).Get("metadata.annotations").(map[string]any)
 	want(t, "PV annotation", annotations[infra.ClusterIdentifierAnnotation], any("default"))
+}
+
+// The program reads the cluster with the kubeconfig the provider gets: content, a path (~ expanded, as
+// pulumi-kubernetes does), and a path that does not exist is named as such.
+func TestKubeconfigAsContentOrPath(t *testing.T) {
+	const content = `{"apiVersion": "v1", "kind": "Config", "current-context": "c",
+  "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+  "users": [{"name": "u", "user": {"token": "t"}}],
+  "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}`
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.WriteFile(filepath.Join(home, "kc"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kc := range []string{content, filepath.Join(home, "kc"), "~/kc"} {
+		if _, err := infra.NewKubeCluster(infra.KubeConfig{Kubeconfig: kc}); err != nil {
+			t.Errorf("kubeconfig %.20q: %v", kc, err)
+		}
+	}
+	_, err := infra.NewKubeCluster(infra.KubeConfig{Kubeconfig: "~/missing-kubeconfig"})
+	if err == nil || !strings.Contains(err.Error(), `"~/missing-kubeconfig" is neither a kubeconfig nor a file that exists`) {
+		t.Errorf("a missing path: %v", err)
+	}
 }

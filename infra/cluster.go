@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,8 +21,9 @@ import (
 type Cluster interface {
 	// Namespace reports whether the namespace exists and whether this stack created it.
 	Namespace(ctx context.Context, name string) (NamespaceState, error)
-	// PersistentVolume returns the PersistentVolume of that name, or nil when there is none.
-	PersistentVolume(ctx context.Context, name string) (*Volume, error)
+	// VolumesOnDisk returns the stack's PersistentVolumes (the app.kubernetes.io/part-of=loklak-dumps
+	// label) whose CSI volume handle is handle, under whatever name.
+	VolumesOnDisk(ctx context.Context, handle string) ([]Volume, error)
 }
 
 // NamespaceState is what the checks need to know of a namespace.
@@ -56,13 +59,17 @@ func NewKubeCluster(cfg KubeConfig) (Cluster, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
 	var loader clientcmd.ClientConfig
+	path := expandHome(cfg.Kubeconfig)
 	switch {
 	case cfg.Kubeconfig == "":
 		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	case isFile(cfg.Kubeconfig):
-		// A path, as the provider takes it too (pulumi-kubernetes reads a kubeconfig that names a file).
-		rules.ExplicitPath = cfg.Kubeconfig
+	case isFile(path):
+		// A path, as the provider takes it too (pulumi-kubernetes reads a kubeconfig that names a file,
+		// with ~ expanded).
+		rules.ExplicitPath = path
 		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	case !strings.ContainsAny(cfg.Kubeconfig, "\n{:"):
+		return nil, fmt.Errorf("config kubeconfig: %q is neither a kubeconfig nor a file that exists", cfg.Kubeconfig)
 	default:
 		raw, err := clientcmd.Load([]byte(cfg.Kubeconfig))
 		if err != nil {
@@ -79,6 +86,16 @@ func NewKubeCluster(cfg KubeConfig) (Cluster, error) {
 		return nil, err
 	}
 	return kubeCluster{client: client}, nil
+}
+
+// expandHome expands a leading ~ or ~/ to the home directory, as pulumi-kubernetes does for a kubeconfig
+// path (provider/util.go, parseKubeconfigString).
+func expandHome(path string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || (path != "~" && !strings.HasPrefix(path, "~/")) {
+		return path
+	}
+	return filepath.Join(home, strings.TrimPrefix(path, "~"))
 }
 
 func isFile(path string) bool {
@@ -100,21 +117,23 @@ func (k kubeCluster) Namespace(ctx context.Context, name string) (NamespaceState
 	}
 }
 
-func (k kubeCluster) PersistentVolume(ctx context.Context, name string) (*Volume, error) {
+func (k kubeCluster) VolumesOnDisk(ctx context.Context, handle string) ([]Volume, error) {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
-	pv, err := k.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("reading PersistentVolume %s: %w", name, err)
+	// No field selector exists for a volume's handle; the label narrows the list to the stack's own.
+	list, err := k.client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{LabelSelector: partOfLabel + "=" + partOf})
+	if err != nil {
+		return nil, fmt.Errorf("listing PersistentVolumes: %w", err)
 	}
-	v := &Volume{Name: pv.Name, CapacityGiB: capacityGiB(*pv), ClusterIdentifier: pv.Annotations[ClusterIdentifierAnnotation]}
-	if pv.Spec.CSI != nil && pv.Spec.CSI.Driver == CSIDriver {
-		v.Handle = pv.Spec.CSI.VolumeHandle
+	var out []Volume
+	for _, pv := range list.Items {
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != CSIDriver || pv.Spec.CSI.VolumeHandle != handle {
+			continue
+		}
+		out = append(out, Volume{Name: pv.Name, Handle: handle, CapacityGiB: capacityGiB(pv),
+			ClusterIdentifier: pv.Annotations[ClusterIdentifierAnnotation]})
 	}
-	return v, nil
+	return out, nil
 }
 
 // capacityGiB is a volume's capacity in GiB, rounded up.

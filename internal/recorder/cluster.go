@@ -9,8 +9,8 @@ import (
 )
 
 // Cluster is a fake infra.Cluster for programs run under mocks: every namespace exists except those in
-// Missing, created by the stack only those in Created; Volumes are the PersistentVolumes there are (none
-// by default, as on a first deployment).
+// Missing, created by the stack only those in Created; Volumes are the stack's PersistentVolumes there are
+// (none by default, as on a first deployment).
 type Cluster struct {
 	Missing []string
 	Created []string
@@ -22,14 +22,15 @@ func (c Cluster) Namespace(_ context.Context, name string) (infra.NamespaceState
 	return infra.NamespaceState{Exists: !slices.Contains(c.Missing, name), CreatedByStack: slices.Contains(c.Created, name)}, nil
 }
 
-// PersistentVolume implements infra.Cluster.
-func (c Cluster) PersistentVolume(_ context.Context, name string) (*infra.Volume, error) {
+// VolumesOnDisk implements infra.Cluster.
+func (c Cluster) VolumesOnDisk(_ context.Context, handle string) ([]infra.Volume, error) {
+	var out []infra.Volume
 	for _, v := range c.Volumes {
-		if v.Name == name {
-			return &v, nil
+		if v.Handle == handle {
+			out = append(out, v)
 		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 // Program is the real program (infra.StackOn) checked against this cluster.

@@ -40,7 +40,7 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 		}
 		if ns.CreatedByStack {
 			problems = append(problems, FieldError{Key: "createNamespace", Value: "false", Allowed: fmt.Sprintf(
-				"true while namespace %s is the one this stack created (it carries %s=%s): with false the stack would "+
+				"true while namespace %s is one a loklak-dumps stack created (it carries %s=%s): with false the stack would "+
 					"stop declaring it, and the engine would delete it, with loklak's claim and Deployment in it", cfg.Namespace.Name, partOfLabel, partOf)})
 		}
 		if !ns.Exists {

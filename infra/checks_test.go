@@ -150,7 +150,7 @@ func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
 func TestCreatedNamespaceIsNeverLetGo(t *testing.T) {
 	cluster := recorder.Cluster{Created: []string{"loklak-dev"}}
 	rec, err := runOn(t, cluster, "dev", map[string]string{"createNamespace": "false"})
-	wantRefused(t, rec, err, "createNamespace", "false", "namespace loklak-dev is the one this stack created")
+	wantRefused(t, rec, err, "createNamespace", "false", "namespace loklak-dev is one a loklak-dumps stack created")
 	if _, err := runOn(t, cluster, "dev", nil); err != nil {
 		t.Errorf("createNamespace true: %v", err)
 	}

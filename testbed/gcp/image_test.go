@@ -124,14 +124,7 @@ func TestDiskImageIsSparseExt4OfTheDiskSize(t *testing.T) {
 }
 
 func TestSnapshotCopiesTheBytesOfThatInstant(t *testing.T) {
-	c, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := c.InsertDisk(Disk{Name: "data", Project: "p1", Zone: "us-central1-a", SizeGB: 10, Type: "pd-standard"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, src := newDataDisk(t)
 	image := c.DiskImage(src.Path())
 	writeFile(t, image, "messages_20170101_00000001.txt", "before the snapshot\n")
 	if _, err := c.CreateSnapshot(src.Path(), "data-1", nil); err != nil {
@@ -171,14 +164,7 @@ func TestSnapshotCopiesTheBytesOfThatInstant(t *testing.T) {
 }
 
 func TestResizeGrowsTheImageNotTheFilesystem(t *testing.T) {
-	c, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.InsertDisk(Disk{Name: "data", Project: "p1", Zone: "us-central1-a", SizeGB: 10, Type: "pd-standard"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, d := newDataDisk(t)
 	writeFile(t, c.DiskImage(d.Path()), "kept", "kept\n")
 	if _, err := c.ResizeDisk(d.Path(), 30); err != nil {
 		t.Fatal(err)
@@ -203,14 +189,7 @@ func TestResizeGrowsTheImageNotTheFilesystem(t *testing.T) {
 }
 
 func TestDeleteRemovesTheImage(t *testing.T) {
-	c, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.InsertDisk(Disk{Name: "data", Project: "p1", Zone: "us-central1-a", SizeGB: 10, Type: "pd-standard"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, d := newDataDisk(t)
 	if _, err := c.CreateSnapshot(d.Path(), "data-1", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -288,4 +267,18 @@ func TestWithoutMkfsACreateFailsAndSaysWhy(t *testing.T) {
 	if _, err := os.Stat(c.DiskImage(d.Path()) + ".tmp"); !os.IsNotExist(err) {
 		t.Errorf("a half-made image was left behind: %v", err)
 	}
+}
+
+// newDataDisk is a simulated project with one blank 10 GB pd-standard disk, projects/p1/zones/us-central1-a/disks/data.
+func newDataDisk(t *testing.T) (*Compute, Disk) {
+	t.Helper()
+	c, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.InsertDisk(Disk{Name: "data", Project: "p1", Zone: "us-central1-a", SizeGB: 10, Type: "pd-standard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d
 }

@@ -23,7 +23,8 @@ import (
 //   - a new clusterIdentifier while the cluster the kubeconfig names holds a PersistentVolume of the stack
 //     made under another (recorded on it since 2026-11-30: older volumes get it at the next up): the provider's replacement would replace every object on the same cluster, and
 //     the claim's delete-before-replace waits forever on the pod that still mounts it.
-//   - a managed disk (create or adopt) that a PersistentVolume of the stack names but diskExists says
+//   - a managed disk (create or adopt) that a PersistentVolume of the stack names but diskExists (asked
+//     about the configured disk) says
 //     Compute Engine no longer has: the disk was lost outside the stack, and after a refresh the engine
 //     would create it again, empty (or from an old snapshot), under the unchanged volume and claim; in
 //     adopt mode the import would fail. The volume is the sure sign the stack had the disk;
@@ -31,7 +32,7 @@ import (
 //
 // The stack's volumes on the disk are found by its label and the disk's handle, not by name: a change
 // of namespace renames them, and must not hide them.
-func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskExists func(handle string) (bool, error)) error {
+func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskExists func() (bool, error)) error {
 	var problems []FieldError
 	if !cfg.Namespace.Create {
 		ns, err := cluster.Namespace(ctx, cfg.Namespace.Name)
@@ -52,7 +53,8 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 	}
 
 	// The stack's PersistentVolumes on this disk, whatever namespace named them: what the last up left.
-	volumes, err := cluster.VolumesOnDisk(ctx, cfg.VolumeHandle())
+	handle := cfg.VolumeHandle()
+	volumes, err := cluster.VolumesOnDisk(ctx, handle)
 	if err != nil {
 		return err
 	}
@@ -60,7 +62,7 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 		problems = append(problems, checkVolume(cfg, pv)...)
 	}
 	if len(volumes) > 0 && cfg.Disk.Mode.Managed() && !cfg.Disk.RecreateBlank {
-		exists, err := diskExists(cfg.VolumeHandle())
+		exists, err := diskExists()
 		if err != nil {
 			return err
 		}
@@ -69,7 +71,7 @@ func CheckAgainstCluster(ctx context.Context, cfg Config, cluster Cluster, diskE
 				"a disk that exists: PersistentVolume %s names %s, which Compute Engine no longer has, and creating it again "+
 					"would give loklak an empty disk (or, with diskSourceSnapshot, the snapshot's old contents) under the same "+
 					"volume. Restore it from a snapshot (docs/restore.md), or set diskRecreateBlank to true for one up to "+
-					"create it again anyway", volumes[0].Name, cfg.VolumeHandle())})
+					"create it again anyway", volumes[0].Name, handle)})
 		}
 	}
 	if len(problems) > 0 {

@@ -12,6 +12,9 @@ import (
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
 )
 
+// handle is the committed dev stack's disk.
+const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
+
 // runOn runs the program for stack (with overrides) against a fake cluster.
 func runOn(t *testing.T, cluster recorder.Cluster, stack string, overrides map[string]string) (*recorder.Recorder, error) {
 	t.Helper()
@@ -59,7 +62,6 @@ func TestMissingNamespaceToPatchIsRefused(t *testing.T) {
 // A size below what a PersistentVolume on the disk already holds is refused in every disk mode: the
 // API server would refuse the claim's shrink after the volume had been lowered.
 func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
-	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
 	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 20}}}
 	for _, mode := range []string{"create", "external"} {
 		t.Run(mode, func(t *testing.T) {
@@ -87,7 +89,6 @@ func TestShrinkIsRefusedBeforeAnythingChanges(t *testing.T) {
 // In external mode the stack never resizes the disk: a larger claim would make GKE's volume resizer grow
 // a disk managed elsewhere.
 func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
-	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
 	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 20}}}
 	rec, err := runOn(t, cluster, "dev", map[string]string{"diskMode": "external", "diskSizeGb": "30"})
 	wantRefused(t, rec, err, "diskSizeGb", "30", "20, the size PersistentVolume loklak-dev-dump records: in diskMode external")
@@ -96,7 +97,6 @@ func TestExternalDiskIsNeverGrownByTheStack(t *testing.T) {
 // A disk lost outside the stack (deleted in the console, then dropped from the state by a refresh) is
 // never created again blank under the same PersistentVolume, unless diskRecreateBlank says so.
 func TestLostDiskIsNotRecreatedBlank(t *testing.T) {
-	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
 	cluster := recorder.Cluster{Volumes: []infra.Volume{{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 10}}}
 	_, values, err := stackconfig.Load("..", "dev")
 	if err != nil {
@@ -162,7 +162,6 @@ func TestCreatedNamespaceIsNeverLetGo(t *testing.T) {
 // A new clusterIdentifier on the cluster that holds the stack's objects would replace them all there
 // (and hang on the claim the pod holds): refused. The identifier is recorded on the PV.
 func TestNewClusterIdentifierOnTheSameClusterIsRefused(t *testing.T) {
-	const handle = "projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data"
 	pv := infra.Volume{Name: "loklak-dev-dump", Handle: handle, CapacityGiB: 10, ClusterIdentifier: "default"}
 	cluster := recorder.Cluster{Volumes: []infra.Volume{pv}}
 	rec, err := runOn(t, cluster, "dev", map[string]string{"clusterIdentifier": "gke_other"})

@@ -61,12 +61,12 @@ func NewKubeCluster(cfg KubeConfig) (Cluster, error) {
 	var loader clientcmd.ClientConfig
 	path := expandHome(cfg.Kubeconfig)
 	switch {
-	case cfg.Kubeconfig == "":
-		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	case isFile(path):
-		// A path, as the provider takes it too (pulumi-kubernetes reads a kubeconfig that names a file,
-		// with ~ expanded).
-		rules.ExplicitPath = path
+	case cfg.Kubeconfig == "" || isFile(path):
+		// The ambient kubeconfig, or a path, as the provider takes it too (pulumi-kubernetes reads a
+		// kubeconfig that names a file, with ~ expanded).
+		if cfg.Kubeconfig != "" {
+			rules.ExplicitPath = path
+		}
 		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	case !strings.ContainsAny(cfg.Kubeconfig, "\n{:"):
 		return nil, fmt.Errorf("config kubeconfig: %q is neither a kubeconfig nor a file that exists", cfg.Kubeconfig)

@@ -157,7 +157,7 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Kube.ClusterIdentifier = p.match("clusterIdentifier", clusterIDPattern, "a name for the cluster without spaces, such as gke_loklak-server_us-central1-a_web; change it only to move the stack to another cluster, which replaces every Kubernetes object")
 	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
 	c.Namespace.Create = p.boolean("createNamespace")
-	if n, volume := c.Namespace.Name, volumeName(c.Namespace.Name, c.VolumeTag()); n != "" && len(volume) > 63 {
+	if n, volume := c.Namespace.Name, c.VolumeName(); n != "" && len(volume) > 63 {
 		p.fail("namespace", n, fmt.Sprintf("must be at most %d characters with a regional or restored disk: it names the PersistentVolume %q, which a label value (at most 63) must hold", 63-len(volume)+len(n), volume))
 	}
 

@@ -77,7 +77,7 @@ func StackOn(ctx *pulumi.Context, connect func(KubeConfig) (Cluster, error)) (pu
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckAgainstCluster(ctx.Context(), cfg, cluster, func(string) (bool, error) { return diskExists(ctx, cfg) }); err != nil {
+	if err := CheckAgainstCluster(ctx.Context(), cfg, cluster, func() (bool, error) { return diskExists(ctx, cfg) }); err != nil {
 		var invalid *ConfigError
 		if errors.As(err, &invalid) {
 			invalid.Project = ctx.Project()

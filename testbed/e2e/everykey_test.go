@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +214,7 @@ func wantDiskKept(t *testing.T, gce *gcp.Compute, stack auto.Stack, calls int, h
 			t.Errorf("the disk was touched: %s %s", c.Method, c.Path)
 		}
 	}
-	want(t, "disk ID", simDisk(t, gce, "loklak-server", strings.TrimPrefix(handle[strings.LastIndex(handle, "/"):], "/")).ID, id)
+	want(t, "disk ID", simDisk(t, gce, "loklak-server", path.Base(handle)).ID, id)
 	ns := configOf(t, stack)["loklak-dumps:namespace"].Value
 	claims := kubectlJSON(t, "-n", ns, "get", "pvc", "-l", "app.kubernetes.io/part-of=loklak-dumps")
 	items, _ := claims.get("items").([]any)

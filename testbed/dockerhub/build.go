@@ -1,0 +1,130 @@
+package dockerhub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/loklak/loklak-dumps/testbed/loklak/image"
+)
+
+// Images are the images Catalog serves, built for one architecture.
+type Images struct {
+	Arch    string              // GOARCH of every image
+	Standin map[string]v1.Image // the loklak stand-in, by version ("v1", "v2")
+	Pause   v1.Image            // the pause image
+}
+
+// Build makes the images of every Catalog entry from standin (a static linux build of
+// testbed/cmd/loklak-standin) and pause (of testbed/cmd/loklak-standin/pause) for arch (a GOARCH). The
+// images are reproducible: the same bytes always make the same digests.
+func Build(standin, pause []byte, arch string) (*Images, error) {
+	im := &Images{Arch: arch, Standin: map[string]v1.Image{}}
+	for _, e := range Catalog {
+		if e.Pause || im.Standin[e.Version] != nil {
+			continue
+		}
+		img, err := image.StandinImage(standin, e.Version, arch)
+		if err != nil {
+			return nil, fmt.Errorf("building stand-in %s: %w", e.Version, err)
+		}
+		im.Standin[e.Version] = img
+	}
+	var err error
+	if im.Pause, err = image.PauseImage(pause, arch); err != nil {
+		return nil, fmt.Errorf("building the pause image: %w", err)
+	}
+	return im, nil
+}
+
+// Image is the image e serves.
+func (im *Images) Image(e Entry) (v1.Image, error) {
+	if e.Pause {
+		return im.Pause, nil
+	}
+	img, ok := im.Standin[e.Version]
+	if !ok {
+		return nil, fmt.Errorf("%s: no stand-in version %q was built", e.Ref, e.Version)
+	}
+	return img, nil
+}
+
+// DigestRef is stand-in version's reference pinned by digest, "loklak/loklak_server@sha256:<64 hex>",
+// as the prod stack's comment advises and as infra pulls with IfNotPresent.
+func (im *Images) DigestRef(version string) (string, error) {
+	img, ok := im.Standin[version]
+	if !ok {
+		return "", fmt.Errorf("no stand-in version %q was built", version)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("digest of stand-in %s: %w", version, err)
+	}
+	return Repository + "@" + d.String(), nil
+}
+
+// Push writes every Catalog entry into the registry at addr (host:port, spoken to over plain HTTP),
+// under the entry's repository and tag (Entry.Path): remote.Write for an image's first tag in a
+// repository, remote.Tag (the manifest alone) for the others. ReadyRef goes last. Its errors name the
+// reference.
+func (im *Images) Push(ctx context.Context, addr string) error {
+	written := map[string]bool{} // repository + "@" + digest
+	for _, e := range pushOrder() {
+		img, err := im.Image(e)
+		if err != nil {
+			return err
+		}
+		repo, tag, err := e.Path()
+		if err != nil {
+			return err
+		}
+		dst, err := name.NewTag(addr+"/"+repo+":"+tag, name.Insecure, name.StrictValidation)
+		if err != nil {
+			return fmt.Errorf("%s in registry %s: %w", e.Ref, addr, err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return fmt.Errorf("digest of %s: %w", e.Ref, err)
+		}
+		key := repo + "@" + d.String()
+		if written[key] {
+			err = remote.Tag(dst, img, remote.WithContext(ctx))
+		} else {
+			err = remote.Write(dst, img, remote.WithContext(ctx))
+		}
+		if err != nil {
+			return fmt.Errorf("pushing %s to %s: %w", e.Ref, dst, err)
+		}
+		written[key] = true
+	}
+	return nil
+}
+
+// pushOrder is Catalog with ReadyRef moved to the end.
+func pushOrder() []Entry {
+	var out, last []Entry
+	for _, e := range Catalog {
+		if e.Ref == ReadyRef {
+			last = append(last, e)
+		} else {
+			out = append(out, e)
+		}
+	}
+	return append(out, last...)
+}
+
+// Publish builds the images from the two binaries (Build) and pushes them into the registry at addr
+// (Push).
+func Publish(ctx context.Context, addr string, standin, pause []byte, arch string) (*Images, error) {
+	im, err := Build(standin, pause, arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := im.Push(ctx, addr); err != nil {
+		return nil, err
+	}
+	return im, nil
+}

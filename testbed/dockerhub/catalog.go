@@ -1,0 +1,60 @@
+package dockerhub
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/loklak/loklak-dumps/testbed/loklak/image"
+)
+
+// Repository is loklak's Docker Hub repository, the one the committed stacks name.
+const Repository = "loklak/loklak_server"
+
+// SandboxImage is the pause image's full reference, as containerd's CRI `sandbox_image` must name it
+// for the node to pull it from this stand-in (docker.io/library/loklak-standin-pause:v1).
+const SandboxImage = "docker.io/library/" + image.PauseRef
+
+// ReadyRef is the reference Push writes last, so that its manifest answering 200
+// (GET /v2/loklak/loklak_server/manifests/latest-development) means every reference is served: the
+// harness polls it to know the registry is ready.
+const ReadyRef = Repository + ":latest-development"
+
+// Entry is one reference the stand-in serves.
+type Entry struct {
+	// Ref is a Docker Hub reference with a tag, written as a stack or a pod names it
+	// ("loklak/loklak_server:latest-development"; "loklak-standin-pause:v1" is in library/).
+	Ref string
+	// Version is the stand-in version (image.StandinImage) served under Ref; empty for the pause image.
+	Version string
+	// Pause says Ref serves the pause image (image.PauseImage).
+	Pause bool
+}
+
+// Catalog is every reference the stand-in serves. latest-development is what
+// Pulumi.dev.yaml, Pulumi.prod.yaml and Pulumi.local.yaml name; it is stand-in v1, so the committed
+// stacks run unchanged, and moving a stack to standin-v2 is a pull of another manifest. The
+// loklak-standin tags are the names the image archives (image.BuildAll) carry.
+var Catalog = []Entry{
+	{Ref: ReadyRef, Version: "v1"},
+	{Ref: Repository + ":standin-v1", Version: "v1"},
+	{Ref: Repository + ":standin-v2", Version: "v2"},
+	{Ref: image.StandinRef("v1"), Version: "v1"},
+	{Ref: image.StandinRef("v2"), Version: "v2"},
+	{Ref: image.PauseRef, Pause: true},
+}
+
+// Path is where e is in a registry's URL space: its Docker Hub repository ("library/" added for a
+// one-part name, as Docker Hub and containerd's docker.io mirrors do) and its tag, e.g.
+// "library/loklak-standin-pause", "v1". A pull of e goes to GET /v2/REPOSITORY/manifests/TAG.
+func (e Entry) Path() (repository, tag string, err error) {
+	t, err := name.NewTag(e.Ref)
+	if err != nil {
+		return "", "", fmt.Errorf("catalog reference %q: %w", e.Ref, err)
+	}
+	if !strings.HasSuffix(e.Ref, ":"+t.TagStr()) {
+		return "", "", fmt.Errorf("catalog reference %q has no tag", e.Ref)
+	}
+	return t.RepositoryStr(), t.TagStr(), nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
+)
+
+// syncBuffer is a bytes.Buffer the command and the test can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRefusesANonLoopbackListen(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:5000", ":5000", "10.0.0.1:5000", "[::]:5000", "localhost:5000", "example.com:5000"} {
+		bin := filepath.Join(t.TempDir(), "bin")
+		var stderr syncBuffer
+		code := run(context.Background(), []string{"-listen", addr, "-binaries", bin}, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "not a loopback address") {
+			t.Errorf("-listen %s: exit %d, said %q; want 2 and a refusal that names loopback", addr, code, stderr.String())
+		}
+		if _, err := os.Stat(bin); !os.IsNotExist(err) {
+			t.Errorf("-listen %s: refused, yet %s was made (%v)", addr, bin, err)
+		}
+	}
+}
+
+func TestRequiresItsFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-binaries", t.TempDir()},
+		{"-listen", "127.0.0.1:0"},
+		{"-listen", "127.0.0.1:0", "-binaries", t.TempDir(), "extra"},
+		{"-no-such-flag"},
+	} {
+		var stderr syncBuffer
+		if code := run(context.Background(), args, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2; said %q", args, code, stderr.String())
+		}
+	}
+}
+
+var servingLine = regexp.MustCompile(`serving (\d+) references on (127\.0\.0\.1:\d+)\n`)
+
+// start runs the command on 127.0.0.1:0 with binaries in dir, waits for its serving line, and returns
+// the address, the time the line took, and a stop that cancels it and returns its exit status.
+func start(t *testing.T, dir string) (string, time.Duration, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	exit := make(chan int, 1)
+	began := time.Now()
+	go func() { exit <- run(ctx, []string{"-listen", "127.0.0.1:0", "-binaries", dir}, &stderr) }()
+	deadline := time.After(5 * time.Minute) // the first run builds two binaries
+	for {
+		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
+			if m[1] != "6" || len(dockerhub.Catalog) != 6 {
+				t.Errorf("serving %s references; the catalog has %d", m[1], len(dockerhub.Catalog))
+			}
+			return m[2], time.Since(began), func() int {
+				cancel()
+				select {
+				case code := <-exit:
+					return code
+				case <-time.After(10 * time.Second):
+					t.Fatalf("still running 10 s after the cancel:\n%s", stderr.String())
+					return -1
+				}
+			}
+		}
+		select {
+		case code := <-exit:
+			cancel()
+			t.Fatalf("exited %d before serving:\n%s", code, stderr.String())
+		case <-deadline:
+			cancel()
+			t.Fatalf("not serving after 5 minutes:\n%s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// The whole command, twice: the first run builds the binaries into an empty -binaries directory, the
+// second finds them (that start-up is what the harness waits for). Each serves the harness's probe and
+// every catalog reference, and exits 0 when its context (SIGTERM in main) ends.
+func TestServesTheCatalogAndStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries")
+	}
+	dir := filepath.Join(t.TempDir(), "bin")
+	for _, round := range []string{"building the binaries", "with the binaries built"} {
+		addr, took, stop := start(t, dir)
+		t.Logf("%s: serving after %s", round, took.Round(time.Millisecond))
+		for _, e := range dockerhub.Catalog {
+			repo, tag, err := e.Path()
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Get("http://" + addr + "/v2/" + repo + "/manifests/" + tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: GET %s:%s: %s", round, repo, tag, resp.Status)
+			}
+		}
+		if code := stop(); code != 0 {
+			t.Errorf("%s: exit %d after the cancel, want 0", round, code)
+		}
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			_ = resp.Body.Close()
+			t.Errorf("%s: still answering on %s after it exited", round, addr)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{dockerhub.StandinBinary, dockerhub.PauseBinary}) {
+		t.Errorf("-binaries holds %q, want only the two binaries", names)
+	}
+}

@@ -8,7 +8,8 @@
 #   hack/toolchain.sh --versions print the pinned versions, build nothing
 #
 # Why from source: this machine reaches only the Go module proxy, Debian and npm. The Pulumi CLI, the
-# Kubernetes provider, the control plane and kwok all build from Go modules; etcd comes from Debian.
+# Kubernetes provider, the control plane, the kubelet and kwok all build from Go modules; etcd and the real
+# node's container runtime (containerd, runc, the CNI plugins) come from Debian.
 # Versions live here, except the Pulumi CLI's, which is read from go.mod so the CLI and SDK never drift.
 set -euo pipefail
 
@@ -102,11 +103,11 @@ EOF
 
 # ---- Kubernetes control plane and kubectl -------------------------------------------------------------------
 build_kubernetes() {
-  local out=$cache/kubernetes/$kubernetes_version cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local out=$cache/kubernetes/$kubernetes_version cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
   local missing=() c
   for c in "${cmds[@]}"; do [[ -x $out/$c ]] || missing+=("$c"); done
   ((${#missing[@]})) || return 0
-  log "building ${missing[*]} $kubernetes_version (cold: about 15 minutes)"
+  log "building ${missing[*]} $kubernetes_version (cold: about 15 minutes, the kubelet about 4 more)"
   local w=$cache/src/kubernetes-$kubernetes_version
   new_wrapper "$w"
   printf '\nrequire k8s.io/kubernetes %s\n' "$kubernetes_version" >>"$w/go.mod"
@@ -148,28 +149,48 @@ build_linters() {
   fi
 }
 
-# ---- the Compute Engine stand-in (this repository's own code) -------------------------------------------------
+# ---- the testbed's own commands (this repository's code) ----------------------------------------------------
 # The real GCP provider cannot be built here (the proxy refuses it), so the end-to-end tests load
-# testbed/cmd/pulumi-resource-gcp as the `gcp` plugin. It is built from this checkout on every run (go build is
-# incremental: about a second when nothing changed), so it always matches the source being tested.
-build_gce_standin() {
+# testbed/cmd/pulumi-resource-gcp as the `gcp` plugin. The real node runs the PD CSI driver stand-in
+# (csi-gce-standin) and pulls from the Docker Hub stand-in (dockerhub-standin), which makes its images from the
+# two static binaries in bin/images (the loklak stand-in and the pause program). All are built from this
+# checkout on every run (go build is incremental: about a second when nothing changed), so they always match
+# the source being tested.
+build_testbed_commands() {
   local bin=$1
   (cd "$repo_root" && go build -trimpath -o "$bin/pulumi-resource-gcp" \
     -ldflags "-X main.version=${gcp_plugin_version#v}" ./testbed/cmd/pulumi-resource-gcp)
+  (cd "$repo_root" && go build -trimpath -o "$bin/" ./testbed/cmd/csi-gce-standin ./testbed/cmd/dockerhub-standin)
+  mkdir -p "$bin/images"
+  # As testbed/loklak/image.BuildBinary builds them: static, reproducible.
+  (cd "$repo_root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$bin/images/loklak-standin" ./testbed/cmd/loklak-standin)
+  (cd "$repo_root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$bin/images/pause" ./testbed/cmd/loklak-standin/pause)
 }
 
-# ---- etcd from Debian ---------------------------------------------------------------------------------------
-install_etcd() {
-  command -v etcd >/dev/null && return
-  log "installing etcd-server from Debian"
-  if [[ $(id -u) -eq 0 ]]; then
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >&2
-  else
-    sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >&2
-  fi
-  # Debian starts the packaged etcd as a service where systemd runs; the tests start their own on free ports.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
-    systemctl disable --now etcd >&2 || true
+# ---- from Debian: etcd, and the real node's runtime ----------------------------------------------------------
+# etcd for the control plane; containerd (1.6), runc and the CNI plugins (bridge, host-local, portmap, loopback
+# in /usr/lib/cni) for the real node; e2fsprogs and util-linux (mkfs.ext4, resize2fs, losetup) for the
+# simulated disks' bytes and the CSI stand-in; iptables, which the kubelet and the bridge plugin call.
+debian_packages=(etcd-server containerd runc containernetworking-plugins e2fsprogs util-linux mount iptables)
+debian_commands=(etcd containerd runc /usr/lib/cni/bridge mkfs.ext4 losetup mount iptables)
+
+install_debian_packages() {
+  local c missing=false
+  for c in "${debian_commands[@]}"; do
+    if [[ $c == /* ]]; then [[ -x $c ]] || missing=true; else command -v "$c" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$c" >/dev/null || missing=true; fi
+  done
+  $missing || return 0
+  log "installing ${debian_packages[*]} from Debian (cold: about 1 minute)"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debian_packages[@]}" >&2
+  # Debian starts the packaged etcd and containerd as services where systemd runs; the tests start their own,
+  # with their own sockets, ports and directories.
+  if command -v systemctl >/dev/null; then
+    for c in etcd containerd; do
+      if systemctl is-active --quiet "$c" 2>/dev/null; then "${sudo[@]}" systemctl disable --now "$c" >&2 || true; fi
+    done
   fi
 }
 
@@ -181,16 +202,17 @@ link_bin() {
   ln -sf "$cache/pulumi/$pulumi_version/pulumi" "$bin/pulumi"
   ln -sf "$cache/pulumi-resource-kubernetes/$k8s_provider_version/pulumi-resource-kubernetes" "$bin/pulumi-resource-kubernetes"
   local c
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
     ln -sf "$cache/kubernetes/$kubernetes_version/$c" "$bin/$c"
   done
   ln -sf "$cache/kwok/$kwok_version/kwok" "$bin/kwok"
   ln -sf "$(command -v etcd)" "$bin/etcd"
+  for c in containerd containerd-shim-runc-v2 ctr runc; do ln -sf "$(command -v "$c")" "$bin/$c"; done
   ln -sf "$cache/golangci-lint/$golangci_lint_version/golangci-lint" "$bin/golangci-lint"
   ln -sf "$cache/actionlint/$actionlint_version/actionlint" "$bin/actionlint"
   # The plugin version the SDK asks for, so the harness can register the binary under it.
   printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
-  build_gce_standin "$bin"
+  build_testbed_commands "$bin"
   printf '%s\n' "$bin"
 }
 
@@ -209,7 +231,7 @@ main() {
     "") ;;
     *) echo "usage: hack/toolchain.sh [--bin-dir|--versions]" >&2; return 2 ;;
   esac
-  install_etcd
+  install_debian_packages
   build_pulumi
   build_kubernetes
   build_kwok

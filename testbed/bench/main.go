@@ -191,7 +191,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer cp.Stop()
+	defer func() {
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: stopping the control plane:", err)
+		}
+	}()
 	_, values, err := stackconfig.Load(repo, "local")
 	if err != nil {
 		return err

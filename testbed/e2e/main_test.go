@@ -64,11 +64,13 @@ func run(m *testing.M) int {
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-interrupted
-		cp.Stop()
+		stopCluster()
 		os.Exit(130)
 	}()
 	code := m.Run()
-	cp.Stop()
+	if !stopCluster() {
+		code = 1
+	}
 	if code == 0 {
 		if err := os.RemoveAll(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -77,6 +79,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: control plane logs kept in", dir)
 	}
 	return code
+}
+
+// stopCluster stops the control plane and reports whether it released everything.
+func stopCluster() bool {
+	if err := cp.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)
+		return false
+	}
+	return true
 }
 
 // repoDir is the project root: Pulumi.yaml and the stack files.

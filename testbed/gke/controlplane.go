@@ -29,8 +29,11 @@ type ControlPlane struct {
 	Dir        string
 	Kubeconfig string
 	Server     string // https://127.0.0.1:PORT
-	tools      toolchain.Tools
-	detach     bool
+	// Registry is the address (127.0.0.1:PORT) of the Docker Hub stand-in the real node's containerd pulls
+	// docker.io images from; empty without a real node.
+	Registry string
+	tools    toolchain.Tools
+	detach   bool
 	// mu guards procs: fault tests restart processes from the engine's event goroutine while a signal
 	// handler may stop everything.
 	mu    sync.Mutex
@@ -46,6 +49,9 @@ type ControlPlaneOptions struct {
 	// Detach leaves the processes running after this program exits (the local run); Stop or
 	// StopDir ends them by the PIDs written to Dir/pids.
 	Detach bool
+	// RealNode, when set, gives the cluster one real node (node.go) in Zone instead of kwok's fake one.
+	// kwok still runs, for fake nodes a test adds (AddNode); it never manages the real node.
+	RealNode *RealNodeOptions
 }
 
 // NodeName is the fake node kwok runs pods on.
@@ -59,11 +65,12 @@ func StartControlPlane(ctx context.Context, tools toolchain.Tools, dir string, o
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cp = &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: opts.Detach}
+	started := &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: opts.Detach}
+	cp = started
 	defer func() {
 		if err != nil {
-			cp.Stop()
-			err = fmt.Errorf("%w (logs in %s)", err, dir)
+			// started, not cp: a `return nil, err` has already set cp to nil.
+			err = fmt.Errorf("%w (logs in %s)", errors.Join(err, started.Stop()), dir)
 		}
 	}()
 	certs, err := newPKI(dir)
@@ -113,6 +120,9 @@ func StartControlPlane(ctx context.Context, tools toolchain.Tools, dir string, o
 		"--allow-privileged=true",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+certs.SAPub, "--service-account-signing-key-file="+certs.SAKey,
+		// A real node registers its IP and a hostname nothing resolves: exec, logs, port-forward and the
+		// pod proxy must dial the IP.
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 	); err != nil {
 		return nil, err
 	}
@@ -141,13 +151,19 @@ func StartControlPlane(ctx context.Context, tools toolchain.Tools, dir string, o
 	// status, no traffic goes to them. Node leases are kwok's heartbeat: without them the node lifecycle
 	// controller marks the node NotReady every ~50 s and every pod on it unready with it.
 	ports.release(5)
+	// kwok manages only the nodes AddNode makes (they carry the annotation), never a real one.
 	if err := cp.start("kwok",
-		"--kubeconfig="+cp.Kubeconfig, "--manage-all-nodes=true", "--node-lease-duration-seconds=40",
+		"--kubeconfig="+cp.Kubeconfig, "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--node-lease-duration-seconds=40",
 		"--cidr=10.244.0.1/24", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 	); err != nil {
 		return nil, err
 	}
-	if err := cp.AddNode(ctx, NodeName, opts.Zone); err != nil {
+	if opts.RealNode != nil {
+		if err := cp.startRealNode(ctx, opts.Zone, *opts.RealNode); err != nil {
+			return nil, err
+		}
+	} else if err := cp.AddNode(ctx, NodeName, opts.Zone); err != nil {
 		return nil, err
 	}
 	if !opts.Detach {
@@ -284,34 +300,46 @@ func (cp *ControlPlane) StopProcess(name string) (restart func() error, err erro
 	}, nil
 }
 
-// Stop ends every process the control plane started, newest first, and waits for them.
-func (cp *ControlPlane) Stop() {
+// Stop ends every process the control plane started, newest first, and waits for them. With a real
+// node it first drains the node and afterwards releases what the node left on the host
+// (nodeteardown.go); what it could not release is returned.
+func (cp *ControlPlane) Stop() error {
 	if cp.stopControllers != nil {
 		cp.stopControllers()
 	}
+	if state, ok := readNodeState(cp.Dir); ok {
+		cp.drainNode(context.Background(), state.Name)
+	}
 	cp.mu.Lock()
-	procs := cp.procs
+	pids := make([]int, len(cp.procs))
+	for i, p := range cp.procs {
+		pids[i] = p.Process.Pid
+	}
 	cp.procs = nil
 	cp.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		terminate(procs[i].Process.Pid)
-	}
+	stopInOrder(cp.tools, cp.Dir, pids)
 	_ = os.Remove(filepath.Join(cp.Dir, pidFile))
+	return releaseNode(cp.Dir)
 }
 
-// StopDir stops a detached control plane by the PIDs recorded in dir.
-func StopDir(dir string) error {
+// StopDir stops a detached control plane by the PIDs recorded in dir, as Stop does.
+func StopDir(tools toolchain.Tools, dir string) error {
 	data, err := os.ReadFile(filepath.Join(dir, pidFile))
 	if err != nil {
-		return err
+		return errors.Join(err, releaseNode(dir))
 	}
-	lines := strings.Fields(string(data))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if pid, err := strconv.Atoi(lines[i]); err == nil {
-			terminate(pid)
+	if state, ok := readNodeState(dir); ok {
+		cp := &ControlPlane{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), tools: tools, detach: true}
+		cp.drainNode(context.Background(), state.Name)
+	}
+	var pids []int
+	for _, line := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(line); err == nil {
+			pids = append(pids, pid)
 		}
 	}
-	return os.Remove(filepath.Join(dir, pidFile))
+	stopInOrder(tools, dir, pids)
+	return errors.Join(os.Remove(filepath.Join(dir, pidFile)), releaseNode(dir))
 }
 
 func (cp *ControlPlane) start(name string, args ...string) error {
@@ -348,6 +376,7 @@ func (cp *ControlPlane) spawn(detach bool, name string, args ...string) (*exec.C
 	}
 	defer func() { _ = log.Close() }() // the child holds its own descriptor from Start on
 	cmd := cp.tools.Command(name, args...)
+	cmd.Env = append(os.Environ(), "PATH="+withSystemDirs(os.Getenv("PATH")))
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !detach, Setsid: detach}
 	if err := cmd.Start(); err != nil {
@@ -357,6 +386,19 @@ func (cp *ControlPlane) spawn(detach bool, name string, args ...string) (*exec.C
 		go func() { _ = cmd.Wait() }() // reap it; Stop waits by polling the PID
 	}
 	return cmd, nil
+}
+
+// withSystemDirs is path with the system's sbin and bin directories added where missing: the real node's
+// processes run runc, iptables, losetup, mkfs.ext4 and the CNI plugins' helpers from there, and a
+// non-login root shell's PATH may lack /usr/sbin.
+func withSystemDirs(path string) string {
+	dirs := filepath.SplitList(path)
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return strings.Join(dirs, string(os.PathListSeparator))
 }
 
 // terminate sends SIGTERM to pid's process group, then SIGKILL after 10 s, and waits until it is gone.

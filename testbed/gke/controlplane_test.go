@@ -23,7 +23,11 @@ func fakePlane(t *testing.T) *ControlPlane {
 	if err := cp.start("fake", "--flag"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cp.Stop)
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
 	return cp
 }
 
@@ -61,7 +65,7 @@ func TestRestartIsRecorded(t *testing.T) {
 	if got := pidsFile(t, cp); len(got) != 1 || got[0] != strconv.Itoa(now.Process.Pid) {
 		t.Errorf("pids file = %v, want only the restarted %d", got, now.Process.Pid)
 	}
-	if err := StopDir(cp.Dir); err != nil {
+	if err := StopDir(cp.tools, cp.Dir); err != nil {
 		t.Fatal(err)
 	}
 	if alive(now.Process.Pid) {
@@ -80,9 +84,9 @@ func TestRestartAndStopConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = restart() }()
-	go func() { defer wg.Done(); cp.Stop() }()
+	go func() { defer wg.Done(); _ = cp.Stop() }()
 	wg.Wait()
-	cp.Stop() // a restart that won the race is stopped by the next Stop
+	_ = cp.Stop() // a restart that won the race is stopped by the next Stop
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if len(cp.procs) != 0 {
@@ -98,7 +102,7 @@ func TestAttachNeedsEveryProcessRunning(t *testing.T) {
 	}
 	cp := fakePlane(t)
 	pid := cp.procs[0].Process.Pid
-	cp.Stop()
+	_ = cp.Stop()
 	if err := os.WriteFile(filepath.Join(cp.Dir, pidFile), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func (l local) controlPlane(ctx context.Context, zone string) (*gke.ControlPlane
 	}
 	if _, statErr := os.Stat(l.cluster); statErr == nil {
 		fmt.Printf("local: the earlier control plane is gone (%v); starting afresh\n", err)
-		if err := errors.Join(gke.StopDir(l.cluster), os.RemoveAll(l.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := errors.Join(gke.StopDir(l.tools, l.cluster), os.RemoveAll(l.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
@@ -202,10 +202,10 @@ func down(ctx context.Context) error {
 	switch _, err := gke.AttachControlPlane(ctx, l.tools, l.cluster); {
 	case err == nil:
 		// Destroy while the API server still runs, then stop it.
-		errs = append(errs, destroy(ctx, l), gke.StopDir(l.cluster))
+		errs = append(errs, destroy(ctx, l), gke.StopDir(l.tools, l.cluster))
 	case errors.Is(err, gke.ErrNotRunning):
 		// Nothing to destroy: the cluster went with its processes. End any survivor.
-		if err := gke.StopDir(l.cluster); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := gke.StopDir(l.tools, l.cluster); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	default:

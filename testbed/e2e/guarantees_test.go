@@ -4,113 +4,51 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"os/exec"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/loklak/loklak-dumps/testbed/e2e/podwatch"
 	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 )
 
-// podWatch follows every loklak pod in the cluster through kubectl's watch, event by event, and keeps the
-// largest number that held the dumps claim at once: scheduled to a node and not yet gone.
-type podWatch struct {
-	cancel  context.CancelFunc
-	done    chan struct{}
-	mu      sync.Mutex
-	holding map[string]bool // namespace/name of the pods holding the claim now
-	most    int             // the most at once since the start, or since the last window
-	seen    map[string]bool // namespace/name of every pod that was scheduled
-	err     error
-}
+// podWatch follows every loklak pod in the given namespaces through kubectl's watch, event by event, and
+// keeps the largest number that held the dumps claim at once: scheduled to a node (kwok mounts nothing) and
+// not yet gone.
+type podWatch struct{ *podwatch.Watch }
 
 // watchLoklakPods starts the watch of the loklak pods in the given namespaces (the suite's other tests
 // leave theirs elsewhere); stop it with stop.
-func watchLoklakPods(t *testing.T, namespaces ...string) *podWatch {
+func watchLoklakPods(t *testing.T, namespaces ...string) podWatch {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, tools.Path("kubectl"), "--kubeconfig="+cp.Kubeconfig, "get", "pods", "--all-namespaces",
-		"-l", "app.kubernetes.io/name=loklak-server", "--watch", "--output-watch-events", "-o", "json")
-	out, err := cmd.StdoutPipe()
+	w, err := podwatch.Start(tools.Path("kubectl"), cp.Kubeconfig, "app.kubernetes.io/name=loklak-server", namespaces, podwatch.Scheduled)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &podWatch{cancel: cancel, done: make(chan struct{}), holding: map[string]bool{}, seen: map[string]bool{}}
-	go func() {
-		defer close(w.done)
-		dec := json.NewDecoder(out)
-		for {
-			var ev struct {
-				Type   string `json:"type"`
-				Object object `json:"object"`
-			}
-			if err := dec.Decode(&ev); err != nil {
-				if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-					w.mu.Lock()
-					w.err = err
-					w.mu.Unlock()
-				}
-				_ = cmd.Wait()
-				return
-			}
-			if !slices.Contains(namespaces, ev.Object.str("metadata.namespace")) {
-				continue
-			}
-			key := ev.Object.str("metadata.namespace") + "/" + ev.Object.str("metadata.name")
-			phase := ev.Object.str("status.phase")
-			holds := ev.Type != "DELETED" && ev.Object.str("spec.nodeName") != "" && phase != "Succeeded" && phase != "Failed"
-			w.mu.Lock()
-			if holds {
-				w.holding[key] = true
-				w.seen[key] = true
-			} else {
-				delete(w.holding, key)
-			}
-			w.most = max(w.most, len(w.holding))
-			w.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { w.cancel(); <-w.done })
-	return w
+	t.Cleanup(func() { _, _, _ = w.Stop() })
+	return podWatch{w}
 }
 
 // window returns the most pods that held the claim at once since the last window (or the start), and
 // starts a new window from the pods holding it now. A kubectl that stopped fails the test.
-func (w *podWatch) window(t *testing.T) int {
+func (w podWatch) window(t *testing.T) int {
 	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	select {
-	case <-w.done:
-		t.Fatalf("the pod watch ended: %v", w.err)
-	default:
+	most, err := w.Window()
+	if err != nil {
+		t.Fatal(err)
 	}
-	most := w.most
-	w.most = len(w.holding)
 	return most
 }
 
 // stop ends the watch and returns the most pods that held the claim at once, and the pods seen.
-func (w *podWatch) stop(t *testing.T) (most int, seen []string) {
+func (w podWatch) stop(t *testing.T) (most int, seen []string) {
 	t.Helper()
-	w.cancel()
-	<-w.done
-	if w.err != nil {
-		t.Fatalf("watching pods: %v", w.err)
+	most, seen, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k := range w.seen {
-		seen = append(seen, k)
-	}
-	return w.most, seen
+	return most, seen
 }
 
 // A new namespace replaces the Deployment (and the claim and volume, named after it): the old loklak pod

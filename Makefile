@@ -42,7 +42,7 @@ toolchain:
 ## then the same on a real node (kubelet, containerd, the CSI stand-in; as root). -p 1: one control plane
 ## at a time.
 e2e:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -p 1 -timeout 50m -v ./testbed/e2e/ ./testbed/e2e/realnode/
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -p 1 -timeout 50m -v ./testbed/e2e/ ./testbed/e2e/realnode/ ./testbed/e2e/localrun/
 
 ## bench: program, build, preview and update timings beside their floors (prints tables; ~14 min)
 bench:

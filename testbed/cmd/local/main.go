@@ -8,6 +8,10 @@
 //
 // The loop: edit Pulumi.local.yaml, run up (or preview) again. $LOKLAK_TOOLS_BIN names the tools (the
 // make targets set it); $LOKLAK_LOCAL_DIR the state (default .local).
+//
+// The cluster has one real node (testbed/gke, node.go): loklak's stand-in runs there, on the local
+// stack's external disk, which this command puts into a simulated Compute Engine project under
+// $LOKLAK_LOCAL_DIR/gce as a disk made outside the stack. It needs root.
 package main
 
 import (
@@ -20,10 +24,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -52,6 +60,7 @@ type local struct {
 	tools   toolchain.Tools
 	dir     string
 	cluster string
+	gceDir  string // the simulated Compute Engine project the node's CSI plugin attaches disks from
 	driver  harness.Driver
 }
 
@@ -72,8 +81,9 @@ func setup() (local, error) {
 		tools:   tools,
 		dir:     dir,
 		cluster: filepath.Join(dir, "cluster"),
+		gceDir:  filepath.Join(dir, "gce"),
 		driver: harness.Driver{
-			Tools: tools, RepoDir: repo, StateDir: filepath.Join(dir, "pulumi"),
+			Tools: tools, RepoDir: repo, StateDir: filepath.Join(dir, "pulumi"), GCEDir: filepath.Join(dir, "gce"),
 			// A local stack holds no real secret but its kubeconfig path; the passphrase only keeps the
 			// secrets provider honest.
 			Passphrase: "local-stack",
@@ -90,8 +100,11 @@ func up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cp, err := l.controlPlane(ctx, values["zone"])
+	cp, err := l.controlPlane(ctx, values)
 	if err != nil {
+		return err
+	}
+	if err := l.externalDisk(values); err != nil {
 		return err
 	}
 	stack, err := l.driver.Stack(ctx, stackName, values, map[string]string{"kubeconfig": cp.Kubeconfig})
@@ -112,14 +125,66 @@ func up(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("\nlocal: kubectl --kubeconfig %s get all -n %s\n", cp.Kubeconfig, values["namespace"])
+	// /dump/ as the 2017 write-up listed it, through the Service (the API server's service proxy).
+	list := fmt.Sprintf("%s --kubeconfig %s get --raw /api/v1/namespaces/%s/services/%s:http/proxy/dump/",
+		l.tools.Path("kubectl"), cp.Kubeconfig, values["namespace"], infra.ServerName)
+	listing, err := waitForDumps(ctx, cp, values["namespace"])
+	fmt.Printf("\nlocal: loklak's /dump/, listed with\n  %s\n\n%s\n", list, listing)
+	if err != nil {
+		return err
+	}
 	fmt.Println("local: edit Pulumi.local.yaml and run `make local-up` (or `make local-preview`) again; tear down with `make local-down`")
 	return nil
+}
+
+// waitForDumps returns loklak's /dump/ page once it lists a dump file (loklak writes its first message a
+// few seconds after it is ready), or the last answer after a minute.
+func waitForDumps(ctx context.Context, cp *gke.ControlPlane, namespace string) (string, error) {
+	path := fmt.Sprintf("/api/v1/namespaces/%s/services/%s:http/proxy/dump/", namespace, infra.ServerName)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		page, err := cp.Kubectl(ctx, "get", "--raw", path)
+		if err == nil && strings.Contains(string(page), `<a href="messages_`) {
+			return string(page), nil
+		}
+		if time.Now().After(deadline) {
+			return string(page), fmt.Errorf("/dump/ lists no dump a minute after the up: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// externalDisk puts the local stack's disk (diskMode external: made outside the stack) into the
+// simulated project, blank, unless it is there from an earlier run.
+func (l local) externalDisk(values stackconfig.Values) error {
+	gce, err := gcp.Open(l.gceDir)
+	if err != nil {
+		return err
+	}
+	path := gcp.DiskPath(values["gcpProject"], values["zone"], values["diskName"])
+	if _, err := gce.GetDisk(path); err == nil || !gcp.IsNotFound(err) {
+		return err
+	}
+	size, err := strconv.Atoi(values["diskSizeGb"])
+	if err != nil {
+		return fmt.Errorf("diskSizeGb %q: %w", values["diskSizeGb"], err)
+	}
+	_, err = gce.PutDisk(gcp.Disk{Name: values["diskName"], Project: values["gcpProject"], Zone: values["zone"],
+		SizeGB: size, Type: values["diskType"]})
+	if err == nil {
+		fmt.Printf("local: disk %s put into the simulated project in %s (made outside the stack: diskMode external)\n", path, l.gceDir)
+	}
+	return err
 }
 
 // controlPlane reuses the control plane a previous run left running, or starts one. One whose
 // processes are gone (after a reboot) is cleared away first, with the local stack's state, which
 // described objects that went with it.
-func (l local) controlPlane(ctx context.Context, zone string) (*gke.ControlPlane, error) {
+func (l local) controlPlane(ctx context.Context, values stackconfig.Values) (*gke.ControlPlane, error) {
 	cp, err := gke.AttachControlPlane(ctx, l.tools, l.cluster)
 	if err == nil {
 		fmt.Printf("local: reusing the control plane at %s (kubeconfig %s)\n", cp.Server, cp.Kubeconfig)
@@ -134,8 +199,10 @@ func (l local) controlPlane(ctx context.Context, zone string) (*gke.ControlPlane
 			return nil, err
 		}
 	}
-	fmt.Println("local: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1")
-	cp, err = gke.StartControlPlane(ctx, l.tools, l.cluster, gke.ControlPlaneOptions{Zone: zone, Detach: true})
+	fmt.Println("local: starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1,")
+	fmt.Println("local: and a real node: the Docker Hub stand-in, containerd, the PD CSI stand-in and a kubelet")
+	cp, err = gke.StartControlPlane(ctx, l.tools, l.cluster, gke.ControlPlaneOptions{Zone: values["zone"], Detach: true,
+		RealNode: &gke.RealNodeOptions{Project: values["gcpProject"], GCEDir: l.gceDir}})
 	if err != nil {
 		return nil, err
 	}

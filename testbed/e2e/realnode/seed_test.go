@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/loklak/loklak-dumps/testbed/e2e/podwatch"
 	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -150,12 +151,25 @@ func TestTheSeedsCheckOnARealNode(t *testing.T) {
 	step("an image update keeps every byte, and Recreate stops the old container first", func(t *testing.T) {
 		old := pod
 		oldPID := old.pid(t)
+		// Every container start and stop, as the kubelet reports it, event by event.
+		watch, err := podwatch.Start(tools.Path("kubectl"), cp.Kubeconfig, podLabel, []string{ns}, podwatch.ContainerRunning)
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Pinned by digest, as the prod stack's comment advises: a real pull of another image.
 		if err := stack.SetConfig(ctx, "image", auto.ConfigValue{Value: "loklak/loklak_server@" + v2}); err != nil {
 			t.Fatal(err)
 		}
 		up(t)
 		pod = readyPod(t, ns, old.Name)
+		waitUntil(t, "the old pod to be gone", func() bool { return !podExists(t, ns, old.Name) })
+		most, seen, err := watch.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if most != 1 || len(seen) != 2 {
+			t.Errorf("loklak containers running at once during the update: at most %d (pods %v); Recreate allows 1", most, seen)
+		}
 		if pod.ImageID == old.ImageID || !strings.HasSuffix(pod.ImageID, v2) {
 			t.Errorf("the new pod runs image %s, want the v2 digest %s (was %s)", pod.ImageID, v2, old.ImageID)
 		}
@@ -191,7 +205,7 @@ func TestTheSeedsCheckOnARealNode(t *testing.T) {
 		up(t)
 		// GKE grows a mounted ext4 online (NodeExpandVolume, resize2fs). Root here lacks CAP_SYS_RESOURCE,
 		// so the CSI stand-in grows it when the volume is next staged (testbed/csi/README.md): after the
-		// node has let go of it: replicas 0, up, then 1, up (README, "Growing the disk"), a restart with the disk
+		// node has let go of it: replicas 0, up, then 1, up (README, "When the dumps disk fills up"), a restart with the disk
 		// released.
 		old := pod
 		setAndUp(t, "replicas", "0")
@@ -261,6 +275,16 @@ func TestTheSeedsCheckOnARealNode(t *testing.T) {
 			t.Errorf("the restored disk's users = %v, want %s", disk.Users, want)
 		}
 	})
+}
+
+// podExists reports whether the pod is still there (a pod being deleted is).
+func podExists(t *testing.T, ns, name string) bool {
+	t.Helper()
+	out, err := cp.Kubectl(context.Background(), "-n", ns, "get", "pod", name, "--ignore-not-found", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out)) != ""
 }
 
 // volumesInUse is the real node's status.volumesInUse: the volumes its kubelet has mounted or is mounting.

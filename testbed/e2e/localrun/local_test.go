@@ -1,6 +1,9 @@
 //go:build e2e
 
-package e2e
+// Package localrun runs the local loop (`make local-up`, `local-preview`, `local-down`) as a user does. It
+// has no control plane of its own: the loop starts one, with a real node, so `make e2e` runs this package
+// alone (-p 1), after the others have stopped theirs.
+package localrun
 
 import (
 	"context"
@@ -13,15 +16,24 @@ import (
 	"testing"
 
 	"github.com/loklak/loklak-dumps/testbed/gke"
+	"github.com/loklak/loklak-dumps/testbed/toolchain"
 )
 
 // The local loop as the README gives it, with the same command `make local-up`, `make local-preview`
 // and `make local-down` run, in a copy of the project: preview before any up says what to do; up starts
-// a control plane; after an edit of Pulumi.local.yaml, preview shows the change and up applies it on
-// the same control plane (same processes); down stops it all and removes the local state.
+// a control plane with a real node and ends with loklak's /dump/ listing and the command that printed
+// it; after an edit of Pulumi.local.yaml, preview shows the change and up applies it on the same control
+// plane (same processes); down stops it all, removes the local state, and leaves no mount or loop device.
 func TestLocalLoop(t *testing.T) {
+	tools, err := toolchain.ToolsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	repo := repoDir(t)
+	repo, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(t.TempDir(), "local")
 	build := exec.Command("go", "build", "-o", bin, "./testbed/cmd/local")
 	build.Dir = repo
@@ -100,13 +112,22 @@ func TestLocalLoop(t *testing.T) {
 	if !strings.Contains(out, "local: control plane ready") {
 		t.Errorf("the first up did not start a control plane:\n%s", out)
 	}
+	// It ends with /dump/ as loklak lists it, and the one command that lists it again.
+	listCommand := lineAfter(out, "local: loklak's /dump/, listed with")
+	if !strings.Contains(listCommand, "get --raw /api/v1/namespaces/loklak-local/services/loklak-server:http/proxy/dump/") ||
+		!strings.Contains(out, `<a href="messages_`) {
+		t.Errorf("the first up does not end with the /dump/ listing and its command:\n%s", lastLines(out, 12))
+	}
+	if again, err := exec.CommandContext(ctx, "bash", "-c", listCommand).Output(); err != nil || !strings.Contains(string(again), `<a href="messages_`) {
+		t.Errorf("the printed command %q: %v, %q; want the listing", listCommand, err, again)
+	}
 	pidsFile := filepath.Join(state, "cluster", "pids")
 	firstPIDs, err := os.ReadFile(pidsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	const image = "loklak/loklak_server:local-loop"
+	const image = "loklak/loklak_server:standin-v2" // a tag the Docker Hub stand-in serves (testbed/dockerhub)
 	edited := strings.Replace(string(config), "loklak/loklak_server:latest-development", image, 1)
 	if edited == string(config) {
 		t.Fatal("Pulumi.local.yaml has no image to edit")
@@ -153,5 +174,40 @@ func TestLocalLoop(t *testing.T) {
 		if pid, err := strconv.Atoi(p); err != nil || gke.ProcessRunning(pid) {
 			t.Errorf("process %s of the local control plane still runs after local down", p)
 		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), state) {
+		t.Errorf("local down left mounts below %s", state)
+	}
+	if loops, err := exec.Command("losetup", "--list", "--noheadings", "--output", "BACK-FILE").Output(); err != nil {
+		t.Fatal(err)
+	} else if strings.Contains(string(loops), state) {
+		t.Errorf("local down left loop devices on %s:\n%s", state, loops)
+	}
+}
+
+// lineAfter returns the line that follows the first line containing marker, trimmed.
+func lineAfter(out, marker string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, marker) && i+1 < len(lines) {
+			return strings.TrimSpace(lines[i+1])
+		}
+	}
+	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+func want[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }

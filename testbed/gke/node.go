@@ -51,8 +51,29 @@ const (
 	maxUnixSocketBytes = 107
 )
 
-// NodeDir is where the real node of the control plane in dir keeps its state, configuration and sockets.
-func NodeDir(dir string) string { return filepath.Join(dir, nodeDirName) }
+// NodeDir is where the real node of the control plane in dir keeps its state, configuration and sockets:
+// a short directory of its own under the system's temporary directory, which Dir/node links to. Short,
+// because the kubelet's and the CSI plugin's unix sockets live below it and a socket path has at most 107
+// bytes, which a repository's .local/cluster/... or a test's temporary directory can exceed.
+func NodeDir(dir string) string {
+	link := filepath.Join(dir, nodeDirName)
+	if target, err := filepath.EvalSymlinks(link); err == nil {
+		return target
+	}
+	return link
+}
+
+// makeNodeDir makes the node's short directory and the Dir/node link to it.
+func makeNodeDir(dir string) (string, error) {
+	nd, err := os.MkdirTemp("", "loklak-node-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Symlink(nd, filepath.Join(dir, nodeDirName)); err != nil {
+		return "", errors.Join(err, os.Remove(nd))
+	}
+	return nd, nil
+}
 
 // startRealNode starts the Docker Hub stand-in, containerd, the PD CSI driver stand-in (with its attacher)
 // and the kubelet, each as a process of the control plane (so Stop and StopDir end them), and returns once
@@ -72,7 +93,10 @@ func (cp *ControlPlane) startRealNode(ctx context.Context, zone string, opts Rea
 	if err != nil {
 		return err
 	}
-	nd := NodeDir(cp.Dir)
+	nd, err := makeNodeDir(cp.Dir)
+	if err != nil {
+		return err
+	}
 	regSocket := filepath.Join(nd, kubeletRootDir, "plugins_registry", DriverName+"-reg.sock")
 	if len(regSocket) > maxUnixSocketBytes {
 		return fmt.Errorf("real node: the socket path %s is %d bytes, more than a unix socket allows (%d): use a shorter directory",

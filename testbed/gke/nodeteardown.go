@@ -143,7 +143,11 @@ func releaseNode(dir string) error {
 		errs = append(errs, os.RemoveAll(p))
 	}
 	errs = append(errs, removeKubeletChains())
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Everything below it released: the node's directory and its link go (the processes' logs stay in dir).
+	return errors.Join(os.RemoveAll(nd), os.Remove(filepath.Join(dir, nodeDirName)))
 }
 
 // kubeletChains are the iptables chains the kubelet makes in each table, whatever its flags

@@ -50,7 +50,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// Short: the kubelet's plugin sockets live below it and a unix socket path has 107 bytes.
-	dir, err := os.MkdirTemp("", "loklak-node-")
+	dir, err := os.MkdirTemp("", "loklak-realnode-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "realnode:", err)
 		return 1

@@ -23,6 +23,7 @@ import (
 
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -41,6 +42,7 @@ const project = "loklak-dumps"
 var (
 	runs      = flag.Int("runs", 20, "runs per measurement (program runs use 10x): enough to see the tail")
 	coldBuild = flag.Bool("cold-build", true, "also time a go build with an empty build cache (minutes)")
+	nodeOnly  = flag.Bool("real-node-only", false, "measure only the real node's rows (a few minutes)")
 )
 
 func main() {
@@ -112,6 +114,26 @@ func run(ctx context.Context) error {
 	}
 	var rows []result
 	var targets []string
+	if *nodeOnly {
+		tools, err := toolchain.ToolsFromEnv()
+		if err != nil {
+			return err
+		}
+		work, err := os.MkdirTemp("", "loklak-bench-")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(work) }() // a temp dir; nothing to do if it lingers
+		_, values, err := stackconfig.Load(repo, "local")
+		if err != nil {
+			return err
+		}
+		if rows, err = realNodeRows(ctx, tools, repo, work, values); err != nil {
+			return err
+		}
+		printRows(rows)
+		return nil
+	}
 	target := func(what, measured, limit string, met bool) {
 		verdict := "met"
 		if !met {
@@ -344,7 +366,26 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	// 5. On a real node, after the kwok control plane has stopped (one control plane at a time).
+	if err := cp.Stop(); err != nil {
+		return err
+	}
+	nodeRows, err := realNodeRows(ctx, tools, repo, work, values)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, nodeRows...)
+
 	fmt.Printf("\nloklak-dumps benchmarks, %s, %d cores, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.Version())
+	printRows(rows)
+	fmt.Printf("\n| Target (same run) | measured | limit | |\n|---|---|---|---|\n%s\n", strings.Join(targets, "\n"))
+	fmt.Printf("\nWhere one more up from empty spends its time, step by step (times as the Automation API's event stream delivers the engine's events):\n\n%s\n", breakdown)
+	fmt.Printf("\npeak RSS of this process: %s\n", peakRSS())
+	return nil
+}
+
+// printRows prints the measures as a Markdown table.
+func printRows(rows []result) {
 	fmt.Println("| Measure | runs | median | min | p90 | max | note |")
 	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, r := range rows {
@@ -354,10 +395,67 @@ func run(ctx context.Context) error {
 		}
 		fmt.Println(r.row())
 	}
-	fmt.Printf("\n| Target (same run) | measured | limit | |\n|---|---|---|---|\n%s\n", strings.Join(targets, "\n"))
-	fmt.Printf("\nWhere one more up from empty spends its time, step by step (times as the Automation API's event stream delivers the engine's events):\n\n%s\n", breakdown)
-	fmt.Printf("\npeak RSS of this process: %s\n", peakRSS())
-	return nil
+}
+
+// realNodeRows measures, on a control plane with a real node (testbed/gke, node.go), `pulumi up` from
+// empty until loklak's pod is really Ready (image pulled from the Docker Hub stand-in, disk attached and
+// mounted by the CSI stand-in, /api/status.json answering the probes) beside kubectl apply + wait on the
+// same objects. Fewer runs than the kwok rows: each takes tens of seconds, most of it loklak's start and
+// the probes' period.
+func realNodeRows(ctx context.Context, tools toolchain.Tools, repo, work string, values stackconfig.Values) ([]result, error) {
+	gceDir := filepath.Join(work, "node-gce")
+	cp, err := gke.StartControlPlane(ctx, tools, filepath.Join(work, "node-cluster"), gke.ControlPlaneOptions{
+		Zone: values["zone"], RealNode: &gke.RealNodeOptions{Project: values["gcpProject"], GCEDir: gceDir},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: stopping the real node:", err)
+		}
+	}()
+	gce, err := gcp.Open(gceDir)
+	if err != nil {
+		return nil, err
+	}
+	size, err := strconv.Atoi(values["diskSizeGb"])
+	if err != nil {
+		return nil, err
+	}
+	// The local stack's external disk, made outside the stack as the local run makes it.
+	if _, err := gce.PutDisk(gcp.Disk{Name: values["diskName"], Project: values["gcpProject"], Zone: values["zone"],
+		SizeGB: size, Type: values["diskType"]}); err != nil {
+		return nil, err
+	}
+	drv := harness.Driver{Tools: tools, RepoDir: repo, StateDir: filepath.Join(work, "node-pulumi"), Passphrase: "bench", GCEDir: gceDir}
+	stack, err := drv.Stack(ctx, "bench-node", values, map[string]string{"kubeconfig": cp.Kubeconfig})
+	if err != nil {
+		return nil, err
+	}
+	manifests, err := localManifests(values)
+	if err != nil {
+		return nil, err
+	}
+	runs := max(3, *runs/4)
+	up, err := measureThenReset("real node: pulumi up from empty → loklak's pod Ready (pull, attach, mount, start)", runs,
+		func() error { _, err := stack.Up(ctx); return err },
+		func() error { _, err := stack.Destroy(ctx); return err })
+	if err != nil {
+		return nil, err
+	}
+	ns := values["namespace"]
+	kubectlUp, err := measureThenReset("real node: kubectl apply + kubectl wait, same objects", runs,
+		func() error { return kubectlApplyAndWait(ctx, cp, manifests, ns) },
+		func() error {
+			_, err := cp.KubectlInput(ctx, manifests, "delete", "--wait=true", "-f", "-")
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	up.note = "the startup probe asks every 10 s; loklak's stand-in answers after 5 s"
+	return []result{up, kubectlUp}, nil
 }
 
 // emptyProgram is the preview floor: the same explicit Kubernetes provider and nothing else.

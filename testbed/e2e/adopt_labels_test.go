@@ -75,7 +75,7 @@ func TestAdoptALabelledDiskWithItsLabels(t *testing.T) {
 
 	step("up keeps the disk and its labels", func(t *testing.T) {
 		calls := callCount(t, gce)
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		after := simDisk(t, gce, prodProject, prodDisk)

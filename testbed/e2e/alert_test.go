@@ -36,7 +36,7 @@ func TestVolumeAlertOnTheStandIn(t *testing.T) {
 		setConfig(t, stack, key, value)
 	}
 	t.Cleanup(func() {
-		if _, err := stack.Destroy(ctx, optdestroy.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Destroy(ctx, optdestroy.ProgressStreams(testLog{T: t})); err != nil {
 			t.Errorf("clean-up destroy: %v", err)
 		}
 	})

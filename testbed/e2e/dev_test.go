@@ -39,7 +39,7 @@ func TestDevStackAsCommitted(t *testing.T) {
 	step := stepper(t)
 
 	step("up from empty creates the disk, then the chain on it", func(t *testing.T) {
-		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestDevStackAsCommitted(t *testing.T) {
 			"update kubernetes:core/v1:PersistentVolumeClaim::dump",
 		})
 		calls := callCount(t, gce)
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		grown := simDisk(t, gce, project, diskNm)
@@ -183,7 +183,7 @@ func TestDevStackAsCommitted(t *testing.T) {
 
 	step("with diskProtect false, destroy leaves the disk in the project (retainOnDelete)", func(t *testing.T) {
 		setConfig(t, stack, "diskProtect", "false")
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		want(t, "PV handle after redeploy", kubectlJSON(t, "get", "pv", pv).str("spec.csi.volumeHandle"), handle)

@@ -134,7 +134,7 @@ func TestEveryKeyOnARunningStack(t *testing.T) {
 
 	const diskName = "loklak-dev-data"
 	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": "loklak-every"})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	handle := gcp.DiskPath("loklak-server", zone, diskName)
@@ -157,7 +157,7 @@ func TestEveryKeyOnARunningStack(t *testing.T) {
 			}
 			if c.context != nil {
 				setValues(t, stack, c.context)
-				if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+				if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 					t.Fatalf("the context %v: %v", c.context, err)
 				}
 			}
@@ -192,7 +192,7 @@ func TestEveryKeyOnARunningStack(t *testing.T) {
 				return // nothing changed: only the config goes back
 			}
 			calls = callCount(t, gce)
-			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 				t.Fatalf("undoing %v: %v", c.change, err)
 			}
 			want(t, "most loklak pods on the disk at once, undoing it", w.window(t), 1)

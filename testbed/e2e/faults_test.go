@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
@@ -184,10 +185,8 @@ func TestHandDeletedClaimRebindsToTheSameVolume(t *testing.T) {
 	want(t, "Deployment available", kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").get("status.availableReplicas"), any(float64(1)))
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], " | ")
-}
+// lastLines is e2etest.LastLines.
+func lastLines(s string, n int) string { return e2etest.LastLines(s, n) }
 
 // The engine is killed (SIGKILL) in the middle of an update. It leaves a stale lock that refuses the next
 // up. The recovery in docs/recovery.md: `pulumi cancel` (removes the lock), `pulumi refresh

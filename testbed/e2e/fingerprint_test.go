@@ -35,7 +35,7 @@ func TestLabelsEditedByHandNeedARefresh(t *testing.T) {
 	var pvUID, pvcUID string
 
 	step("up creates the labeled disk", func(t *testing.T) {
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		disk = simDisk(t, gce, project, diskNm)
@@ -85,7 +85,7 @@ func TestLabelsEditedByHandNeedARefresh(t *testing.T) {
 
 	step("up --refresh converges and keeps the hand-made label", func(t *testing.T) {
 		calls := callCount(t, gce)
-		if _, err := stack.Up(ctx, optup.Refresh(), optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.Refresh(), optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		wantCalls(t, gce, calls, []string{"POST " + handle + "/setLabels"})

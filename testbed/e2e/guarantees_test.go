@@ -57,7 +57,7 @@ func (w podWatch) stop(t *testing.T) (most int, seen []string) {
 func TestNamespaceChangeNeverRunsTwoPods(t *testing.T) {
 	ctx := context.Background()
 	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": "loklak-move-a"})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	handle := gcp.DiskPath("loklak-server", zone, "loklak-dev-data")
@@ -66,7 +66,7 @@ func TestNamespaceChangeNeverRunsTwoPods(t *testing.T) {
 
 	setConfig(t, stack, "namespace", "loklak-move-b")
 	w := watchLoklakPods(t, "loklak-move-a", "loklak-move-b")
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	most, seen := w.stop(t)
@@ -92,7 +92,7 @@ func TestNamespaceChangeNeverRunsTwoPods(t *testing.T) {
 func TestLostDiskIsNotRecreatedBlankAfterARefresh(t *testing.T) {
 	ctx := context.Background()
 	_, gce, stack := devOnStandIn(t, nil)
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	handle := gcp.DiskPath("loklak-server", zone, "loklak-dev-data")
@@ -100,7 +100,7 @@ func TestLostDiskIsNotRecreatedBlankAfterARefresh(t *testing.T) {
 	if err := gce.DeleteDisk(handle); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stack.Refresh(ctx, optrefresh.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Refresh(ctx, optrefresh.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	if protectedInState(t, stack, "gcp:compute/disk:Disk") {
@@ -122,7 +122,7 @@ func TestLostDiskIsNotRecreatedBlankAfterARefresh(t *testing.T) {
 	want(t, "PV kept", kubectlJSON(t, "get", "pv", "loklak-dev-dump").str("metadata.uid"), pvUID)
 
 	setConfig(t, stack, "diskRecreateBlank", "true")
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	wantCalls(t, gce, since, []string{"POST projects/loklak-server/zones/" + zone + "/disks"})
@@ -135,7 +135,7 @@ func TestExternalDiskSizeIsRefusedBeforeAnythingChanges(t *testing.T) {
 	ctx := context.Background()
 	_, _, stack := devOnStandIn(t, map[string]string{"diskMode": "external", "diskName": "loklak-shared-data",
 		"diskSizeGb": "20", "namespace": "loklak-external"})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	for _, size := range []string{"10", "30"} {

@@ -52,7 +52,7 @@ func TestLifecycle(t *testing.T) {
 
 	step("up from empty", func(t *testing.T) {
 		start := time.Now()
-		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func TestLifecycle(t *testing.T) {
 		if got, wantSteps := changed(steps), []string{"update kubernetes:apps/v1:Deployment::loklak-server"}; !slices.Equal(got, wantSteps) {
 			t.Fatalf("image update plans %v, want %v", got, wantSteps)
 		}
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		assertStorageKept(t, namespace, pvUID, pvcUID)
@@ -255,7 +255,7 @@ func TestLifecycle(t *testing.T) {
 		if strings.Contains(string(state.Deployment), `"gcp:`) {
 			t.Fatalf("external mode state holds a GCP resource")
 		}
-		res, err := stack.Destroy(ctx, optdestroy.ProgressStreams(testLog{t}))
+		res, err := stack.Destroy(ctx, optdestroy.ProgressStreams(testLog{T: t}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func TestLifecycle(t *testing.T) {
 		if exists(t, "pv", pvName) {
 			t.Errorf("PV %s still exists after destroy", pvName)
 		}
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		pv := kubectlJSON(t, "get", "pv", pvName)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -147,11 +148,10 @@ func exists(t *testing.T, args ...string) bool {
 	return strings.TrimSpace(string(out)) != ""
 }
 
+// want is e2etest.Want.
 func want[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if got != want {
-		t.Errorf("%s = %v, want %v", what, got, want)
-	}
+	e2etest.Want(t, what, got, want)
 }
 
 // loklakPod returns the node and phase of the loklak pod that is not being deleted, and the claim it mounts.
@@ -168,18 +168,8 @@ func loklakPod(t *testing.T, ns string) (node, phase, claim string) {
 	return "", "", ""
 }
 
-// waitUntil polls ok every second for up to three minutes: what the test waits for is the controllers'
-// and the scheduler's work, which has no event to wait on from here.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Second)
-	}
-}
+// waitUntil is e2etest.WaitUntil: up to three minutes, polled every second.
+func waitUntil(t *testing.T, what string, ok func() bool) { t.Helper(); e2etest.WaitUntil(t, what, ok) }
 
 // changed returns the steps that are not "same", as "op type::name", sorted.
 func changed(steps []harness.Step) []string {
@@ -193,13 +183,8 @@ func changed(steps []harness.Step) []string {
 	return out
 }
 
-// testLog adapts t.Log to an io.Writer for the engine's progress output.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+// testLog shows the engine's progress in the test's log.
+type testLog = e2etest.Log
 
 func wantDeep(t *testing.T, what string, got, want any) {
 	t.Helper()

@@ -108,7 +108,7 @@ func TestProdMigrationRunbook(t *testing.T) {
 		},
 		"pulumi up --yes": func(t *testing.T, _ string) {
 			calls := callCount(t, gce)
-			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 				t.Fatal(err)
 			}
 			disk := simDisk(t, gce, prodProject, prodDisk)
@@ -194,7 +194,7 @@ func TestProdMigrationRunbook(t *testing.T) {
 			}
 		}
 		calls := callCount(t, gce)
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		// Detach, delete, create, attach: never a PATCH (which Compute Engine would refuse with
@@ -360,7 +360,7 @@ func TestImportOfADifferentDisk(t *testing.T) {
 		}
 		wantDeep(t, "the disk's planned steps", disk, []string{"import gcp:compute/disk:Disk::dump-disk", "update gcp:compute/disk:Disk::dump-disk"})
 		calls := callCount(t, gce)
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {

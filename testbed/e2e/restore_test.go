@@ -138,7 +138,7 @@ func TestRegionalDiskFailsOverToTheOtherZone(t *testing.T) {
 	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": ns, "diskName": "regional-dev-data", "diskProtect": "false",
 		"diskSizeGb": "200", "snapshotSchedule": "daily"})
 	setReplicaZones(t, stack, "us-central1-a", zoneB)
-	res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+	res, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 	outer := t // the zone stays lost for the rest of the test
 
 	step("up on disk A in zone a", func(t *testing.T) {
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 		old = simDisk(t, gce, project, "restore-a")
@@ -248,7 +248,7 @@ func TestRestoreIntoAnotherZone(t *testing.T) {
 
 	step("one up: loklak runs in zone b on the disk made from the snapshot", func(t *testing.T) {
 		calls := callCount(t, gce)
-		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{t}))
+		res, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +304,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 			t.Errorf("clean-up: %v\n%s", err, out)
 		}
 	})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	// What the daily schedule would have taken by now.
@@ -341,7 +341,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 		},
 		"pulumi config set replicas 0": func(t *testing.T, c string) { shell(t, c) },
 		"pulumi up --yes": func(t *testing.T, _ string) {
-			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 				t.Fatal(err)
 			}
 			want(t, "replicas", kubectlJSON(t, "-n", "web", "get", "deployment", "loklak-server").get("status.replicas"), nil)
@@ -367,7 +367,7 @@ func TestZonalToRegionalRunbook(t *testing.T) {
 		},
 		"pulumi up --yes#2": func(t *testing.T, _ string) {
 			upCalls = callCount(t, gce)
-			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+			if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 				t.Fatal(err)
 			}
 			restored, err := gce.GetDisk(newHandle)
@@ -441,7 +441,7 @@ func TestReplicationChangeWithoutASnapshotIsRefused(t *testing.T) {
 	const ns = "replication-dev"
 	ctx := context.Background()
 	_, gce, stack := devOnStandIn(t, map[string]string{"namespace": ns, "diskName": "replication-dev-data", "snapshotSchedule": "daily"})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	pv := kubectlJSON(t, "get", "pv", ns+"-dump")

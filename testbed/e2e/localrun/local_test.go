@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
 )
@@ -200,14 +201,9 @@ func lineAfter(out, marker string) string {
 	return ""
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], " | ")
-}
+func lastLines(s string, n int) string { return e2etest.LastLines(s, n) }
 
 func want[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if got != want {
-		t.Errorf("%s = %v, want %v", what, got, want)
-	}
+	e2etest.Want(t, what, got, want)
 }

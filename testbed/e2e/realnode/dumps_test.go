@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"golang.org/x/sys/unix"
 )
 
@@ -203,18 +204,8 @@ func plantClosedDump(t *testing.T, pid int, name string, content []byte) {
 	}
 }
 
-// waitUntil polls ok every second for up to three minutes: the kubelet's, the controllers' and loklak's
-// work, which has no event to wait on from here.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Second)
-	}
-}
+// waitUntil is e2etest.WaitUntil.
+func waitUntil(t *testing.T, what string, ok func() bool) { t.Helper(); e2etest.WaitUntil(t, what, ok) }
 
 // wantKept checks that every file of before is listed now with the same bytes, except the open dump,
 // whose earlier bytes must still be its first ones (loklak appends to it).

@@ -38,7 +38,7 @@ func TestRollingUpdateToAnotherNodeHitsMultiAttach(t *testing.T) {
 			t.Errorf("clean-up: %v\n%s", err, out)
 		}
 	})
-	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
 	old := readyPod(t, ns, "")

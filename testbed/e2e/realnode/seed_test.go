@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/e2e/podwatch"
 	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
@@ -55,7 +56,7 @@ func TestTheSeedsCheckOnARealNode(t *testing.T) {
 	}
 	up := func(t *testing.T) {
 		t.Helper()
-		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{t})); err != nil {
+		if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -310,15 +311,8 @@ func readyEndpoints(t *testing.T, ns string) string {
 
 func want[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if got != want {
-		t.Errorf("%s = %v, want %v", what, got, want)
-	}
+	e2etest.Want(t, what, got, want)
 }
 
-// testLog adapts t.Log to an io.Writer for the engine's progress output.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+// testLog shows the engine's progress in the test's log.
+type testLog = e2etest.Log

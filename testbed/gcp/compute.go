@@ -11,6 +11,10 @@
 //     shrinking resize is refused, a setLabels with a stale label fingerprint is refused, the
 //     snapshot-schedule PATCH bug). A test can put a disk there first, read what a stack did to it, and find
 //     it after a destroy. Every call is appended to calls.log.
+//   - The same project's Cloud Storage and IAM (storage.go, serviceaccount.go, iampolicy.go): buckets,
+//     whose objects live in a real Cloud Storage emulator (fake-gcs-server, filesystem backend, under the
+//     project's gcs/) and whose other metadata in a document beside it; service accounts; and the IAM
+//     policies of both, following ../shared/notes/gcs-provider-rules.md ("gcs rules §N").
 //   - Provider (provider.go and one file per type) is a Pulumi resource provider that the engine loads as
 //     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
 //     terraform-provider-google-beta v5.42.0) as written down, with sources, in
@@ -38,6 +42,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
 
 // DirEnv names the environment variable that points the plugin at a simulated project directory.
@@ -217,6 +223,8 @@ type Compute struct {
 	Dir string
 	mu  sync.Mutex
 	now func() time.Time
+	// gcs is the Cloud Storage emulator over Dir/gcs, started on first use (storage.go).
+	gcs *fakestorage.Server
 }
 
 // lock serializes the calls that read and change the project: within this process (mu), and across the
@@ -349,6 +357,16 @@ func (c *Compute) store(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, name)
+}
+
+// remove deletes documents; one already gone is no error.
+func (c *Compute) remove(paths ...string) error {
+	for _, path := range paths {
+		if err := os.Remove(c.file(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Compute) exists(path string) bool {

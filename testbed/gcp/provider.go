@@ -71,6 +71,11 @@ var kinds = map[string]kind{
 	AddressType:          addressKind{},
 	// Cloud Monitoring: the stand-in simulates the project, not only its Compute Engine.
 	AlertPolicyType: alertPolicyKind{},
+	// Cloud Storage and IAM (../shared/notes/gcs-provider-rules.md).
+	BucketType:           bucketKind{},
+	AccountType:          accountKind{},
+	BucketIAMMemberType:  iamMemberKind{},
+	AccountIAMMemberType: iamMemberKind{onAccount: true},
 }
 
 func kindOf(t tokens.Type) (kind, error) {
@@ -157,6 +162,10 @@ func toInts(inputs map[string]any, names []string) error {
 // serverNamed is a kind without a name input: the API names the resource (an alert policy).
 type serverNamed interface{ serverNamed() }
 
+// createBeforeDelete is a kind without a name at all (an account's is an output; IAM members have none):
+// its replacement is always create-before-delete (gcs-provider-rules.md §0 "Replace order").
+type createBeforeDelete interface{ createBeforeDelete() }
+
 // Diff implements plugin.Provider.
 func (p *Provider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffResponse, error) {
 	k, err := kindOf(req.Type)
@@ -178,6 +187,9 @@ func (p *Provider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffR
 		detailed[key] = plugin.PropertyDiff{Kind: kind, InputDiff: !slices.Contains(secretOutputs, key)}
 	}
 	_, unnamed := k.(serverNamed)
+	if _, cbd := k.(createBeforeDelete); cbd {
+		unnamed = true
+	}
 	return plugin.DiffResult{
 		Changes:      plugin.DiffSome,
 		ChangedKeys:  keys(changed),

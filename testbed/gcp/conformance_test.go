@@ -27,9 +27,20 @@ import (
 // repository's root, ../../../shared/conformance from this package.
 const conformanceFile = "../../../shared/conformance/pulumi-gcp-7.38.0.json"
 
-// conformanceSkips are types the file records that the stand-in does not implement, with the reason.
-// It must stay empty for the seven types the program registers (and the stand-in implements).
+// storageConformanceFile is the second recording: the four Cloud Storage and IAM types a dumps archive
+// declares (Bucket, Account, BucketIAMMember, IAMMember; gcs-provider-rules.md), recorded against a
+// loopback fake of the Storage and IAM APIs. It is replayed the same way.
+const storageConformanceFile = "../../../shared/conformance/pulumi-gcp-7.38.0-storage-iam.json"
+
+// conformanceSkips are types the files record that the stand-in does not implement, with the reason.
+// It must stay empty: the stand-in implements every type either file records.
 var conformanceSkips = map[string]string{}
+
+// knownFields are the header's "fields" entries this test knows: each is compared, except check.reasons,
+// which is shown on a mismatch (the stand-in's wording is its own). A recording that describes another
+// field fails, so nothing recorded goes uncompared.
+var knownFields = []string{"check.failedProperties", "check.reasons", "check.rpcError", "diff.changes", "diff.replaces",
+	"diff.diffs", "diff.deleteBeforeReplace"}
 
 // recording is the file. Decoding is strict: a field the test does not know (say, detailed-diff paths
 // added to a later recording) fails the test, so nothing recorded goes uncompared.
@@ -60,6 +71,9 @@ type recordedCase struct {
 	Real  struct {
 		Check *recordedCheck `json:"check"`
 		Diff  *recordedDiff  `json:"diff"`
+		// SetupError is the real provider's error when its Create of Base failed (so there is no Diff):
+		// the text the engine's gRPC client printed, prefixed "create old state: ".
+		SetupError string `json:"setupError"`
 	} `json:"real"`
 }
 
@@ -112,30 +126,47 @@ func prodDisk2017(labels map[string]string) func(c *Compute) error {
 	}
 }
 
-func loadRecording(t *testing.T) recording {
+func loadRecording(t *testing.T, file string) recording {
 	t.Helper()
-	data, err := os.ReadFile(conformanceFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		abs, _ := filepath.Abs(conformanceFile)
+		abs, _ := filepath.Abs(file)
 		t.Fatalf("the recorded answers of the real provider are missing: %v\n"+
-			"This test needs ../shared/conformance/pulumi-gcp-7.38.0.json beside the repository (here %s); "+
-			"check out shared/ next to the repository's folder.", err, abs)
+			"This test needs ../shared/conformance/%s beside the repository (here %s); "+
+			"check out shared/ next to the repository's folder.", err, filepath.Base(file), abs)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r recording
 	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("%s: %v (a field this test does not compare? extend the test)", conformanceFile, err)
+		t.Fatalf("%s: %v (a field this test does not compare? extend the test)", file, err)
 	}
 	if len(r.Cases) == 0 {
-		t.Fatalf("%s holds no cases", conformanceFile)
+		t.Fatalf("%s holds no cases", file)
+	}
+	for field := range r.Fields {
+		if !slices.Contains(knownFields, field) {
+			t.Fatalf("%s describes a field this test does not compare: %s (%s); extend the test", file, field, r.Fields[field])
+		}
 	}
 	return r
 }
 
-// TestConformanceWithTheRealProvider replays every recorded case against the stand-in.
+// TestConformanceWithTheRealProvider replays every recorded case of the Compute Engine and Monitoring
+// types against the stand-in.
 func TestConformanceWithTheRealProvider(t *testing.T) {
-	r := loadRecording(t)
+	replayAll(t, conformanceFile)
+}
+
+// TestConformanceStorageAndIAMWithTheRealProvider replays every recorded case of the Cloud Storage and IAM
+// types (bucket, service account, bucket IAM member, service-account IAM member) against the stand-in.
+func TestConformanceStorageAndIAMWithTheRealProvider(t *testing.T) {
+	replayAll(t, storageConformanceFile)
+}
+
+// replayAll replays every case of one recording, each as a subtest named by its id.
+func replayAll(t *testing.T, file string) {
+	r := loadRecording(t, file)
 	for typ, reason := range conformanceSkips {
 		if _, implemented := kinds[typ]; implemented {
 			t.Errorf("conformanceSkips lists %s (%s), which the stand-in implements: its cases must run", typ, reason)
@@ -213,6 +244,10 @@ func replay(t *testing.T, config map[string]string, c recordedCase) {
 			t.Fatalf("Check(base): %v %v", err, base.Failures)
 		}
 		created, err := p.Create(ctx, plugin.CreateRequest{URN: u, Type: typ, Properties: base.Properties})
+		if want := c.Real.SetupError; want != "" {
+			compareSetupError(t, want, err)
+			return
+		}
 		if err != nil {
 			t.Fatalf("Create(base): %v", err)
 		}
@@ -239,6 +274,32 @@ func replay(t *testing.T, config map[string]string, c recordedCase) {
 		t.Fatalf("Diff: %v", err)
 	}
 	compareDiff(t, c.Real.Diff, d)
+}
+
+// recordingFakeLabel is how the recording's loopback fake of the Google APIs signed its error messages;
+// it is the fake's, not Google's nor the provider's, so it is taken out before comparing.
+const recordingFakeLabel = " (gcpdiff fake API)"
+
+// compareSetupError holds a failed Create of the base inputs to the real provider's: the stand-in's Create
+// must fail too, and its error must carry the provider's diagnostic (the "* " line of the Terraform error
+// list the bridge returns, less the recording fake's label): the provider's own text and the API's answer.
+func compareSetupError(t *testing.T, want string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Create(base) succeeded; the real provider's failed: %q", want)
+	}
+	var diagnostic string
+	for _, line := range strings.Split(want, "\n") {
+		if d, ok := strings.CutPrefix(line, "\t* "); ok {
+			diagnostic = strings.Replace(d, recordingFakeLabel, "", 1)
+		}
+	}
+	if diagnostic == "" {
+		t.Fatalf("the recorded setupError holds no diagnostic line (\"\\t* ...\"): %q", want)
+	}
+	if !strings.Contains(err.Error(), diagnostic) {
+		t.Errorf("Create(base): error %q, real provider: %q", err, diagnostic)
+	}
 }
 
 func compareCheck(t *testing.T, want *recordedCheck, got plugin.CheckResponse, err error) {

@@ -1,6 +1,7 @@
 // Command pulumi-resource-gcp is the test stand-in for the pulumi-gcp provider (package testbed/gcp): the
-// engine loads it as the `gcp` plugin in the end-to-end tests, and it simulates Compute Engine in the
-// directory named by LOKLAK_GCE_STANDIN_DIR. It never talks to Google Cloud, and it refuses to start without
+// engine loads it as the `gcp` plugin in the end-to-end tests, and it simulates Compute Engine, Cloud
+// Monitoring, Cloud Storage (buckets in a fake-gcs-server emulator rooted in DIR/gcs) and IAM service
+// accounts in the directory DIR named by LOKLAK_GCE_STANDIN_DIR. It never talks to Google Cloud, and it refuses to start without
 // that directory, so it cannot pass for the real provider by accident.
 //
 // hack/toolchain.sh builds it with -X main.version set to the pulumi-gcp SDK version in go.mod.

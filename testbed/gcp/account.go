@@ -72,8 +72,7 @@ func (accountKind) create(p *Provider, in map[string]any, preview bool) (string,
 		return "", nil, err
 	}
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"] = project
 		for _, k := range []string{"email", "uniqueId", "name", "member"} {
 			state[k] = unknown{}

@@ -58,8 +58,7 @@ func (addressKind) create(p *Provider, in map[string]any, preview bool) (string,
 		return "", nil, err
 	}
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"], state["region"] = project, region
 		for _, k := range []string{"creationTimestamp", "labelFingerprint", "users", "selfLink", "effectiveLabels", "pulumiLabels", "networkTier"} {
 			state[k] = unknown{}

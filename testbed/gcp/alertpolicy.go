@@ -120,8 +120,7 @@ func (alertPolicyKind) create(p *Provider, in map[string]any, preview bool) (str
 		return "", nil, err
 	}
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"], state["name"], state["creationRecords"] = project, unknown{}, unknown{}
 		return "", state, nil
 	}

@@ -82,8 +82,7 @@ func (k attachmentKind) create(p *Provider, in map[string]any, preview bool) (st
 		return "", nil, err
 	}
 	disk, name := str(in["disk"]), str(in["name"])
-	state := clone(in)
-	delete(state, defaultsKey)
+	state := withoutDefaults(in)
 	state["project"], state[k.scope()] = project, where
 	if preview {
 		return "", state, nil

@@ -300,8 +300,7 @@ func (bucketKind) create(p *Provider, in map[string]any, preview bool) (string, 
 		return "", nil, err
 	}
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"] = project
 		for _, k := range []string{"selfLink", "url", "projectNumber", "effectiveLabels", "pulumiLabels", "versioning",
 			"uniformBucketLevelAccess", "publicAccessPrevention", "softDeletePolicy", "rpo"} {

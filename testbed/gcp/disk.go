@@ -154,8 +154,7 @@ func (k diskKind) create(p *Provider, in map[string]any, preview bool) (string, 
 		return "", nil, err
 	}
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"] = project
 		if k.regional {
 			state["region"] = d.Region

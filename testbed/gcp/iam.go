@@ -189,8 +189,7 @@ func memberID(resource, role, member string, cond *IAMCondition) string {
 // Read's one; gcs rules §3 "Create", §4 "Create").
 func (k iamMemberKind) create(p *Provider, in map[string]any, preview bool) (string, map[string]any, error) {
 	resource := k.resource(in)
-	state := clone(in)
-	delete(state, defaultsKey)
+	state := withoutDefaults(in)
 	if preview {
 		state["etag"] = unknown{}
 		return "", state, nil
@@ -256,8 +255,7 @@ func (k iamMemberKind) read(p *Provider, id string, oldInputs, oldState map[stri
 		delete(inputs, "etag")
 		inputs[defaultsKey] = []any{}
 	}
-	state := clone(in)
-	delete(state, defaultsKey)
+	state := withoutDefaults(in)
 	state["etag"] = policy.Etag
 	return memberID(resource, str(in["role"]), str(in["member"]), cond), inputs, state, nil
 }

@@ -143,8 +143,7 @@ func (policyKind) create(p *Provider, in map[string]any, preview bool) (string, 
 	}
 	name := str(in["name"])
 	if preview {
-		state := clone(in)
-		delete(state, defaultsKey)
+		state := withoutDefaults(in)
 		state["project"], state["region"], state["selfLink"] = project, region, unknown{}
 		return "", state, nil
 	}

@@ -450,6 +450,14 @@ func clone(m map[string]any) map[string]any {
 	return out
 }
 
+// withoutDefaults is a copy of a resource's inputs without the bridge's "__defaults" record: the start of
+// its state (rules §10).
+func withoutDefaults(in map[string]any) map[string]any {
+	state := clone(in)
+	delete(state, defaultsKey)
+	return state
+}
+
 // ---- rules shared by every type -----------------------------------------------------------------------------
 
 // defaultsKey is where the bridge records which inputs it filled in (rules §10, "__defaults").

@@ -385,10 +385,20 @@ func (cp *ControlPlane) ContainerPID(ctx context.Context, id string) (int, error
 	return 0, fmt.Errorf("container %s is not running on the real node", id)
 }
 
+// cgroupHierarchies are the mount points of the cgroup hierarchies: /sys/fs/cgroup itself on a host with
+// only cgroup v2 (it holds cgroup.controllers), else every directory below it (v1 controllers, and the
+// unified hierarchy of a hybrid host such as this project's machines).
+func cgroupHierarchies() ([]string, error) {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup"}, nil
+	}
+	return filepath.Glob("/sys/fs/cgroup/*")
+}
+
 // makeCgroups creates the cgroup directory root in every cgroup v1 hierarchy and the unified one
 // (/sys/fs/cgroup/*), as the kubelet requires of its cgroupRoot; removeCgroups undoes it.
 func makeCgroups(root string) error {
-	hierarchies, err := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}

@@ -256,7 +256,7 @@ func detachLoopDevicesBelow(dir string) error {
 // removeCgroups removes the cgroup directory root (and everything below it, leaves first) in every
 // cgroup v1 controller and in the unified hierarchy. A cgroup with a process left in it stays.
 func removeCgroups(root string) error {
-	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies, _ := cgroupHierarchies()
 	var errs []error
 	for _, h := range hierarchies {
 		top := filepath.Join(h, root)

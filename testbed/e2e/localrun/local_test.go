@@ -167,6 +167,11 @@ func TestLocalLoop(t *testing.T) {
 	}
 	want(t, "image on the running control plane", string(got), image)
 
+	// The node's own directory (mounts and loop devices live below it), before down removes the link.
+	nodeDir, err := filepath.EvalSymlinks(filepath.Join(state, "cluster", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustLocal("down")
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("local down left %s: %v", state, err)
@@ -180,12 +185,17 @@ func TestLocalLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(mounts), state) {
-		t.Errorf("local down left mounts below %s", state)
+	for _, dir := range []string{state, nodeDir} {
+		if strings.Contains(string(mounts), dir) {
+			t.Errorf("local down left mounts below %s", dir)
+		}
+	}
+	if _, err := os.Stat(nodeDir); !os.IsNotExist(err) {
+		t.Errorf("local down left the node's directory %s: %v", nodeDir, err)
 	}
 	if loops, err := exec.Command("losetup", "--list", "--noheadings", "--output", "BACK-FILE").Output(); err != nil {
 		t.Fatal(err)
-	} else if strings.Contains(string(loops), state) {
+	} else if strings.Contains(string(loops), state) || strings.Contains(string(loops), nodeDir) {
 		t.Errorf("local down left loop devices on %s:\n%s", state, loops)
 	}
 }

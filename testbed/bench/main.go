@@ -23,7 +23,6 @@ import (
 
 	"github.com/loklak/loklak-dumps/internal/recorder"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
-	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -415,17 +414,8 @@ func realNodeRows(ctx context.Context, tools toolchain.Tools, repo, work string,
 			fmt.Fprintln(os.Stderr, "bench: stopping the real node:", err)
 		}
 	}()
-	gce, err := gcp.Open(gceDir)
-	if err != nil {
-		return nil, err
-	}
-	size, err := strconv.Atoi(values["diskSizeGb"])
-	if err != nil {
-		return nil, err
-	}
 	// The local stack's external disk, made outside the stack as the local run makes it.
-	if _, err := gce.PutDisk(gcp.Disk{Name: values["diskName"], Project: values["gcpProject"], Zone: values["zone"],
-		SizeGB: size, Type: values["diskType"]}); err != nil {
+	if _, _, err := harness.PutExternalDisk(gceDir, values); err != nil {
 		return nil, err
 	}
 	drv := harness.Driver{Tools: tools, RepoDir: repo, StateDir: filepath.Join(work, "node-pulumi"), Passphrase: "bench", GCEDir: gceDir}

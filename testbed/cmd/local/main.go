@@ -24,14 +24,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/internal/stackconfig"
-	"github.com/loklak/loklak-dumps/testbed/gcp"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -161,21 +159,8 @@ func waitForDumps(ctx context.Context, cp *gke.ControlPlane, namespace string) (
 // externalDisk puts the local stack's disk (diskMode external: made outside the stack) into the
 // simulated project, blank, unless it is there from an earlier run.
 func (l local) externalDisk(values stackconfig.Values) error {
-	gce, err := gcp.Open(l.gceDir)
-	if err != nil {
-		return err
-	}
-	path := gcp.DiskPath(values["gcpProject"], values["zone"], values["diskName"])
-	if _, err := gce.GetDisk(path); err == nil || !gcp.IsNotFound(err) {
-		return err
-	}
-	size, err := strconv.Atoi(values["diskSizeGb"])
-	if err != nil {
-		return fmt.Errorf("diskSizeGb %q: %w", values["diskSizeGb"], err)
-	}
-	_, err = gce.PutDisk(gcp.Disk{Name: values["diskName"], Project: values["gcpProject"], Zone: values["zone"],
-		SizeGB: size, Type: values["diskType"]})
-	if err == nil {
+	path, put, err := harness.PutExternalDisk(l.gceDir, values)
+	if put {
 		fmt.Printf("local: disk %s put into the simulated project in %s (made outside the stack: diskMode external)\n", path, l.gceDir)
 	}
 	return err

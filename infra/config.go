@@ -39,6 +39,7 @@ type Config struct {
 	Service    ServiceConfig
 	Address    AddressConfig
 	Alert      AlertConfig
+	Archive    ArchiveConfig
 }
 
 // AlertConfig is the optional Cloud Monitoring alert on how full the dumps volume is: loklak stops
@@ -52,6 +53,50 @@ type AlertConfig struct {
 
 // Enabled reports whether the stack declares the alert.
 func (a AlertConfig) Enabled() bool { return a.Percent > 0 }
+
+// ArchiveConfig is the optional Cloud Storage archive of closed dump files (archive.go): a bucket the
+// archiver sidecar copies loklak's gzipped days into, verified by MD5, and optionally prunes from the disk.
+type ArchiveConfig struct {
+	// Bucket is the bucket's globally unique name; empty declares no archive.
+	Bucket string
+	// Location is the bucket's location as given (a region such as us-central1, or a multi- or
+	// dual-region such as US or NAM4); the stack's region when the key is empty.
+	Location string
+	// ArchiverEnabled runs the archiver sidecar. Off, the bucket stays (protected, with every object),
+	// and the sidecar, its Google service account and its grants go.
+	ArchiverEnabled bool
+	// ArchiverImage is the sidecar's image: rclone, pinned by tag or digest.
+	ArchiverImage string
+	// MinAgeMinutes is how long a closed dump file (.txt.gz) must be unmodified before it is copied, so a
+	// file loklak is still gzipping is never taken.
+	MinAgeMinutes int
+	// IntervalSeconds is the pause between two rounds of the archiver (and so its retry delay).
+	IntervalSeconds int
+	// Prune removes a local file once the bucket holds an object with the same MD5 (rclone move).
+	Prune bool
+	// ColdStorageClass is the class objects move to ColdAfterDays after their creation; 0 days: never.
+	ColdStorageClass string
+	ColdAfterDays    int
+	// RetentionDays is the bucket's retention policy (objects cannot be deleted or replaced before that
+	// age), never locked by the program; 0 declares none.
+	RetentionDays int
+	// SoftDeleteDays is how long Cloud Storage keeps a deleted object restorable (billed as storage);
+	// 0 turns soft delete off.
+	SoftDeleteDays int
+	// Public grants allUsers roles/storage.objectViewer: anyone can list and download the dumps.
+	Public bool
+	// PublicAccessPrevention is the bucket's "enforced" or "inherited"; Public needs "inherited".
+	PublicAccessPrevention string
+	// Endpoint is the Cloud Storage JSON API endpoint the archiver uses, without credentials; empty is
+	// Google's, with the pod's Workload Identity. Set only for an emulator.
+	Endpoint string
+}
+
+// Enabled reports whether the stack declares the archive bucket.
+func (a ArchiveConfig) Enabled() bool { return a.Bucket != "" }
+
+// Copying reports whether the archiver sidecar runs (and with it its account and grants).
+func (a ArchiveConfig) Copying() bool { return a.Enabled() && a.ArchiverEnabled }
 
 // DiskConfig describes the Compute Engine persistent disk that holds /loklak_server/data.
 type DiskConfig struct {
@@ -202,47 +247,61 @@ type AddressConfig struct {
 // Keys are the project's config keys with the type Pulumi.yaml declares for each. ParseConfig reads
 // exactly these, and a test checks Pulumi.yaml declares exactly these.
 var Keys = map[string]string{
-	"gcpProject":              "string",
-	"zone":                    "string",
-	"region":                  "string",
-	"diskMode":                "string",
-	"diskName":                "string",
-	"diskSizeGb":              "integer",
-	"diskType":                "string",
-	"diskLabels":              "array",
-	"diskReplicaZones":        "array",
-	"diskSourceSnapshot":      "string",
-	"diskProtect":             "boolean",
-	"diskRetainOnDelete":      "boolean",
-	"diskRecreateBlank":       "boolean",
-	"snapshotSchedule":        "string",
-	"snapshotStartTime":       "string",
-	"snapshotHoursInCycle":    "integer",
-	"snapshotDayOfWeek":       "string",
-	"snapshotRetentionDays":   "integer",
-	"kubeconfig":              "string",
-	"kubeContext":             "string",
-	"clusterIdentifier":       "string",
-	"namespace":               "string",
-	"createNamespace":         "boolean",
-	"image":                   "string",
-	"replicas":                "integer",
-	"httpPort":                "integer",
-	"javaHeap":                "string",
-	"cpuRequest":              "string",
-	"cpuLimit":                "string",
-	"memoryRequest":           "string",
-	"memoryLimit":             "string",
-	"ephemeralStorageRequest": "string",
-	"ephemeralStorageLimit":   "string",
-	"startupTimeoutSeconds":   "integer",
-	"dumpWriteEnabled":        "boolean",
-	"serviceType":             "string",
-	"servicePort":             "integer",
-	"addressMode":             "string",
-	"addressName":             "string",
-	"volumeAlertPercent":      "integer",
-	"volumeAlertChannels":     "string",
+	"gcpProject":                    "string",
+	"zone":                          "string",
+	"region":                        "string",
+	"diskMode":                      "string",
+	"diskName":                      "string",
+	"diskSizeGb":                    "integer",
+	"diskType":                      "string",
+	"diskLabels":                    "array",
+	"diskReplicaZones":              "array",
+	"diskSourceSnapshot":            "string",
+	"diskProtect":                   "boolean",
+	"diskRetainOnDelete":            "boolean",
+	"diskRecreateBlank":             "boolean",
+	"snapshotSchedule":              "string",
+	"snapshotStartTime":             "string",
+	"snapshotHoursInCycle":          "integer",
+	"snapshotDayOfWeek":             "string",
+	"snapshotRetentionDays":         "integer",
+	"kubeconfig":                    "string",
+	"kubeContext":                   "string",
+	"clusterIdentifier":             "string",
+	"namespace":                     "string",
+	"createNamespace":               "boolean",
+	"image":                         "string",
+	"replicas":                      "integer",
+	"httpPort":                      "integer",
+	"javaHeap":                      "string",
+	"cpuRequest":                    "string",
+	"cpuLimit":                      "string",
+	"memoryRequest":                 "string",
+	"memoryLimit":                   "string",
+	"ephemeralStorageRequest":       "string",
+	"ephemeralStorageLimit":         "string",
+	"startupTimeoutSeconds":         "integer",
+	"dumpWriteEnabled":              "boolean",
+	"serviceType":                   "string",
+	"servicePort":                   "integer",
+	"addressMode":                   "string",
+	"addressName":                   "string",
+	"volumeAlertPercent":            "integer",
+	"volumeAlertChannels":           "string",
+	"archiveBucket":                 "string",
+	"archiveLocation":               "string",
+	"archiverEnabled":               "boolean",
+	"archiverImage":                 "string",
+	"archiveMinAgeMinutes":          "integer",
+	"archiveIntervalSeconds":        "integer",
+	"archivePrune":                  "boolean",
+	"archiveColdStorageClass":       "string",
+	"archiveColdAfterDays":          "integer",
+	"archiveRetentionDays":          "integer",
+	"archiveSoftDeleteDays":         "integer",
+	"archivePublic":                 "boolean",
+	"archivePublicAccessPrevention": "string",
+	"archiveEndpoint":               "string",
 }
 
 // SortedKeys returns the config keys in a stable order (for docs and tests).

@@ -81,8 +81,15 @@ var (
 	snapshotPattern = regexp.MustCompile(`^(?:projects/(([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9])/global/snapshots/)?([a-z]([-a-z0-9]{0,61}[a-z0-9])?)$`)
 	// channelPattern is a notification channel's resource name, as alertPolicies.notificationChannels takes it.
 	channelPattern = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
-	hourPattern    = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
-	heapPattern    = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
+	// gcsLocationPattern is a Cloud Storage multi- or dual-region (US, EU, ASIA, NAM4, EUR4, ...); a
+	// region is regionPattern.
+	gcsLocationPattern = regexp.MustCompile(`^(?i:[a-z]+[0-9]*)$`)
+	storageClasses     = []string{"NEARLINE", "COLDLINE", "ARCHIVE"}
+	publicAccessModes  = []string{"enforced", "inherited"}
+	// endpointPattern is an http(s) URL of a Cloud Storage JSON API endpoint, ending with a slash.
+	endpointPattern = regexp.MustCompile(`^https?://[^\s/]+/(\S*/)?$`)
+	hourPattern     = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
+	heapPattern     = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
 	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
 	imagePattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`)
 )
@@ -201,6 +208,7 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	case strings.TrimSpace(channels) != "":
 		p.fail("volumeAlertChannels", channels, "must be empty when volumeAlertPercent is 0 (no alert); set volumeAlertPercent to declare the alert")
 	}
+	c.Archive = p.archive(c.Region)
 	p.errs = append(p.errs, UndeclaredKeys(project, setKeys)...)
 
 	if len(p.errs) > 0 {

@@ -42,6 +42,10 @@ type ServerArgs struct {
 	Service   ServiceConfig
 	// LoadBalancerIP is the static address the LoadBalancer asks for; nil for an ephemeral one.
 	LoadBalancerIP pulumi.StringInput
+	// Archiver, when set, runs the archiver sidecar (archiver.go) under a Kubernetes service account
+	// that Workload Identity maps to ArchiverAccountEmail.
+	Archiver             *ArchiverArgs
+	ArchiverAccountEmail pulumi.StringOutput
 }
 
 // NewServer declares the loklak Deployment, its Service and its NetworkPolicy.
@@ -59,6 +63,22 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 	selector := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String(ServerName)}
 	httpProbe := &corev1.HTTPGetActionArgs{Path: pulumi.String(StatusPath), Port: pulumi.String("http")}
 
+	volumes := corev1.VolumeArray{&corev1.VolumeArgs{
+		Name:                  pulumi.String(dataVolumeName),
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
+	}}
+	var sidecars corev1.ContainerArray
+	var serviceAccountName pulumi.StringPtrInput
+	if args.Archiver != nil {
+		ksa, err := newArchiverServiceAccount(ctx, args.Namespace, labels, args.ArchiverAccountEmail, parent)
+		if err != nil {
+			return nil, err
+		}
+		serviceAccountName = ksa.Metadata.Name()
+		sidecars = corev1.ContainerArray{archiverContainer(*args.Archiver)}
+		volumes = append(volumes, archiverTmpVolume())
+	}
+
 	dep, err := appsv1.NewDeployment(ctx, ServerName, &appsv1.DeploymentArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ServerName), Namespace: args.Namespace, Labels: labels},
 		Spec: &appsv1.DeploymentSpecArgs{
@@ -71,8 +91,10 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 			Template: &corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
 				Spec: &corev1.PodSpecArgs{
-					// loklak never talks to the Kubernetes API: no token in the pod.
+					// Neither loklak nor the archiver talks to the Kubernetes API: no token in the pod.
 					AutomountServiceAccountToken: pulumi.Bool(false),
+					ServiceAccountName:           serviceAccountName,
+					InitContainers:               sidecars,
 					SecurityContext: &corev1.PodSecurityContextArgs{
 						SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 					},
@@ -129,10 +151,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 							Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
 						},
 					}},
-					Volumes: corev1.VolumeArray{&corev1.VolumeArgs{
-						Name:                  pulumi.String(dataVolumeName),
-						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
-					}},
+					Volumes: volumes,
 				},
 			},
 		},

@@ -131,11 +131,28 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		return nil, err
 	}
 
+	var archive *DumpArchive
+	if cfg.Archive.Enabled() {
+		// Before the Kubernetes objects that use it: a change the engine refuses (the protected bucket's
+		// rename or move) stops the update before the pod changes.
+		archive, err = NewDumpArchive(ctx, "dump-archive", DumpArchiveArgs{
+			Project: cfg.GCPProject, Archive: cfg.Archive,
+			Namespace: cfg.Namespace.Name, KubernetesServiceAccount: ArchiverKubernetesServiceAccount,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	serverArgs := ServerArgs{
 		Namespace: namespace,
 		ClaimName: volume.ClaimName,
 		Config:    cfg.Server,
 		Service:   cfg.Service,
+	}
+	if cfg.Archive.Copying() {
+		serverArgs.Archiver = &ArchiverArgs{BucketName: archive.BucketName, Config: cfg.Archive}
+		serverArgs.ArchiverAccountEmail = archive.AccountEmail
 	}
 	if cfg.Address.Mode != AddressNone {
 		address, err := NewServiceAddress(ctx, "service-address", cfg.Address, cfg.GCPProject, cfg.Region)
@@ -164,6 +181,16 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		outputs["diskId"] = disk.Disk.ID().ToStringOutput()
 		// What `pulumi state unprotect` takes when a restore lets this disk leave the stack.
 		outputs["diskUrn"] = disk.Disk.URN().ToStringOutput()
+	}
+	if archive != nil {
+		outputs["dumpArchiveUrl"] = archive.URL
+		outputs["dumpArchiveBucket"] = archive.BucketName
+		if cfg.Archive.Public {
+			outputs["dumpArchivePublicUrl"] = archive.PublicURL
+		}
+		if cfg.Archive.Copying() {
+			outputs["dumpArchiverAccount"] = archive.AccountEmail
+		}
 	}
 	if cfg.Alert.Enabled() {
 		alert, err := NewVolumeAlert(ctx, "volume-alert", VolumeAlertArgs{Project: cfg.GCPProject, Namespace: namespace, Alert: cfg.Alert})

@@ -177,6 +177,15 @@ func (r *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	case "gcp:monitoring/alertPolicy:AlertPolicy":
 		id = fmt.Sprintf("projects/%s/alertPolicies/1", rec.String("project")) // the API assigns the name
 		state["name"] = resource.NewStringProperty(id)
+	case "gcp:storage/bucket:Bucket":
+		id = rec.String("name")
+		state["url"] = resource.NewStringProperty("gs://" + id) // gcs rules §1, Outputs
+	case "gcp:serviceaccount/account:Account":
+		email := fmt.Sprintf("%s@%s.iam.gserviceaccount.com", rec.String("accountId"), rec.String("project"))
+		id = fmt.Sprintf("projects/%s/serviceAccounts/%s", rec.String("project"), email) // gcs rules §2
+		state["email"] = resource.NewStringProperty(email)
+		state["name"] = resource.NewStringProperty(id)
+		state["member"] = resource.NewStringProperty("serviceAccount:" + email)
 	case "gcp:compute/address:Address":
 		state["address"] = resource.NewStringProperty(StaticAddressIP)
 	case "kubernetes:core/v1:Service":

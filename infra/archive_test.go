@@ -1,0 +1,235 @@
+package infra_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/loklak/loklak-dumps/infra"
+	"github.com/loklak/loklak-dumps/internal/recorder"
+)
+
+const (
+	tBucket         = "gcp:storage/bucket:Bucket"
+	tAccount        = "gcp:serviceaccount/account:Account"
+	tBucketIAM      = "gcp:storage/bucketIAMMember:BucketIAMMember"
+	tAccountIAM     = "gcp:serviceaccount/iAMMember:IAMMember"
+	tServiceAccount = "kubernetes:core/v1:ServiceAccount"
+	tDumpArchive    = "loklak-dumps:storage:DumpArchive"
+)
+
+var archiving = map[string]string{"archiveBucket": "loklak-dev-dumps"}
+
+func withArchive(overrides map[string]string) map[string]string {
+	m := map[string]string{"archiveBucket": "loklak-dev-dumps"}
+	for k, v := range overrides {
+		m[k] = v
+	}
+	return m
+}
+
+// archiver returns the archiver sidecar of the Deployment's pod, failing when there is none.
+func archiver(t *testing.T, rec *recorder.Recorder) map[string]any {
+	t.Helper()
+	dep := rec.One(t, tDeployment)
+	inits, _ := dep.Get("spec.template.spec.initContainers").([]any)
+	if len(inits) != 1 {
+		t.Fatalf("init containers = %v, want the archiver alone", inits)
+	}
+	return inits[0].(map[string]any)
+}
+
+func envOf(container map[string]any) map[string]string {
+	env := map[string]string{}
+	for _, e := range container["env"].([]any) {
+		m := e.(map[string]any)
+		env[m["name"].(string)], _ = m["value"].(string)
+	}
+	return env
+}
+
+// Off by default: no Cloud Storage resource, no sidecar, no Kubernetes service account.
+func TestNoArchiveByDefault(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		rec := mustRun(t, stack, nil)
+		for _, typ := range []string{tBucket, tAccount, tBucketIAM, tAccountIAM, tServiceAccount} {
+			if n := len(rec.OfType(typ)); n != 0 {
+				t.Errorf("%s: %d %s declared without archiveBucket", stack, n, typ)
+			}
+		}
+		if inits := rec.One(t, tDeployment).Get("spec.template.spec.initContainers"); inits != nil {
+			t.Errorf("%s: init containers %v without an archive", stack, inits)
+		}
+	}
+}
+
+// The bucket keeps every dump: protected, retained on delete, never forceDestroy, versioned, uniform
+// access, public access prevention enforced, soft delete stated.
+func TestArchiveBucketIsProtectedAndStated(t *testing.T) {
+	rec := mustRun(t, "dev", archiving)
+	b := rec.One(t, tBucket)
+	want(t, "protect", b.Protect, true)
+	want(t, "retainOnDelete", b.RetainOnDelete, true)
+	want(t, "name (explicit: never autonamed)", b.String("name"), "loklak-dev-dumps")
+	want(t, "location (the stack's region by default)", b.String("location"), "us-central1")
+	want(t, "project", b.String("project"), "loklak-server")
+	want(t, "forceDestroy", b.Get("forceDestroy"), any(false))
+	want(t, "uniformBucketLevelAccess", b.Get("uniformBucketLevelAccess"), any(true))
+	want(t, "publicAccessPrevention", b.String("publicAccessPrevention"), "enforced")
+	want(t, "versioning", b.Get("versioning.enabled"), any(true))
+	want(t, "soft delete (7 days, stated)", b.Get("softDeletePolicy.retentionDurationSeconds"), any(float64(7*86400)))
+	want(t, "no retention policy by default", b.Get("retentionPolicy"), nil)
+	want(t, "no lifecycle rule by default", len(slicesOf(b.Get("lifecycleRules"))), 0)
+	wantParent(t, rec, b, tDumpArchive)
+	want(t, "dumpArchiveUrl", rec.Outputs["dumpArchiveUrl"], any("gs://loklak-dev-dumps"))
+	if _, ok := rec.Outputs["dumpArchivePublicUrl"]; ok {
+		t.Errorf("dumpArchivePublicUrl exported for a private archive")
+	}
+}
+
+func slicesOf(v any) []any { s, _ := v.([]any); return s }
+
+// Options turned on: a cold class after N days, a retention policy never locked, a public archive.
+func TestArchiveOptions(t *testing.T) {
+	rec := mustRun(t, "dev", withArchive(map[string]string{
+		"archiveColdAfterDays": "30", "archiveColdStorageClass": "ARCHIVE", "archiveRetentionDays": "365",
+		"archivePublic": "true", "archivePublicAccessPrevention": "inherited",
+	}))
+	b := rec.One(t, tBucket)
+	rules := slicesOf(b.Get("lifecycleRules"))
+	if len(rules) != 1 {
+		t.Fatalf("lifecycle rules = %v, want one", rules)
+	}
+	rule := recorder.Resource{Inputs: rules[0].(map[string]any)}
+	want(t, "rule action", rule.String("action.type"), "SetStorageClass")
+	want(t, "rule class", rule.String("action.storageClass"), "ARCHIVE")
+	want(t, "rule age", rule.Get("condition.age"), any(float64(30)))
+	want(t, "retention period", b.Get("retentionPolicy.retentionPeriod"), any(float64(365*86400)))
+	want(t, "retention never locked", b.Get("retentionPolicy.isLocked"), any(false))
+	want(t, "publicAccessPrevention", b.String("publicAccessPrevention"), "inherited")
+	var public []recorder.Resource
+	for _, m := range rec.OfType(tBucketIAM) {
+		if m.String("member") == "allUsers" {
+			public = append(public, m)
+		}
+	}
+	if len(public) != 1 || public[0].String("role") != "roles/storage.objectViewer" {
+		t.Fatalf("public grants = %+v, want allUsers roles/storage.objectViewer once", public)
+	}
+	want(t, "dumpArchivePublicUrl", rec.Outputs["dumpArchivePublicUrl"], any("https://storage.googleapis.com/loklak-dev-dumps/"))
+}
+
+// The archiver may add and read objects, nothing more; Workload Identity lets loklak's Kubernetes
+// service account act as it; every member is delete-before-replace and names the bucket, not its URL.
+func TestArchiverGrantsAreLeastPrivilegeAndDeleteBeforeReplace(t *testing.T) {
+	rec := mustRun(t, "dev", archiving)
+	acct := rec.One(t, tAccount)
+	email := acct.String("accountId") + "@loklak-server.iam.gserviceaccount.com"
+	if id := acct.String("accountId"); len(id) < 6 || len(id) > 30 {
+		t.Errorf("accountId %q: the API takes 6 to 30 characters", id)
+	}
+	var roles []string
+	for _, m := range rec.OfType(tBucketIAM) {
+		want(t, m.Name+" bucket (the name, never gs://)", m.String("bucket"), "loklak-dev-dumps")
+		want(t, m.Name+" member", m.String("member"), "serviceAccount:"+email)
+		want(t, m.Name+" deleteBeforeReplace (pulumi-gcp#2463)", m.DeleteBeforeReplace, true)
+		wantDependsOn(t, m, tBucket, "bucket")
+		roles = append(roles, m.String("role"))
+	}
+	slices.Sort(roles)
+	wantDeep(t, "archiver roles on the bucket", roles, []string{"roles/storage.objectCreator", "roles/storage.objectViewer"})
+
+	wi := rec.One(t, tAccountIAM)
+	want(t, "workload identity role", wi.String("role"), "roles/iam.workloadIdentityUser")
+	want(t, "workload identity member", wi.String("member"), "serviceAccount:loklak-server.svc.id.goog[loklak-dev/loklak-server]")
+	want(t, "serviceAccountId (the account's name, not its email)", wi.String("serviceAccountId"), "projects/loklak-server/serviceAccounts/"+email)
+	want(t, "workload identity deleteBeforeReplace", wi.DeleteBeforeReplace, true)
+
+	ksa := rec.One(t, tServiceAccount)
+	want(t, "KSA name", ksa.String("metadata.name"), infra.ArchiverKubernetesServiceAccount)
+	want(t, "KSA namespace", ksa.String("metadata.namespace"), "loklak-dev")
+	annotations, _ := ksa.Get("metadata.annotations").(map[string]any)
+	want(t, "KSA annotation", annotations["iam.gke.io/gcp-service-account"], any(email))
+	want(t, "KSA mounts no token", ksa.Get("automountServiceAccountToken"), any(false))
+	dep := rec.One(t, tDeployment)
+	want(t, "pod's service account", dep.String("spec.template.spec.serviceAccountName"), infra.ArchiverKubernetesServiceAccount)
+	want(t, "pod mounts no token", dep.Get("spec.template.spec.automountServiceAccountToken"), any(false))
+	want(t, "dumpArchiverAccount", rec.Outputs["dumpArchiverAccount"], any(email))
+}
+
+// The sidecar copies (never syncs), only closed files, verifies by checksum, never overwrites, and runs
+// with loklak's least privilege; it mounts the dumps read-only unless it prunes.
+func TestArchiverSidecar(t *testing.T) {
+	for _, tc := range []struct {
+		prune    string
+		verb     string
+		readOnly bool
+	}{{"false", "copy", true}, {"true", "move", false}} {
+		rec := mustRun(t, "dev", withArchive(map[string]string{"archivePrune": tc.prune, "archiveEndpoint": ""}))
+		c := archiver(t, rec)
+		r := recorder.Resource{Inputs: c}
+		want(t, "restartPolicy (a native sidecar)", r.String("restartPolicy"), "Always")
+		want(t, "image", r.String("image"), "rclone/rclone:1.71.0")
+		script := r.String("command.2")
+		for _, must := range []string{"rclone " + tc.verb + " ", "--include '/messages_*.txt.gz'", "--min-age", "--immutable", "--checksum"} {
+			if !strings.Contains(script, must) {
+				t.Errorf("prune=%s: the archiver's script lacks %q:\n%s", tc.prune, must, script)
+			}
+		}
+		for _, never := range []string{"sync", "delete", "purge", "rm ", "--ignore-checksum", "--size-only"} {
+			if strings.Contains(script, never) {
+				t.Errorf("prune=%s: the archiver's script has %q:\n%s", tc.prune, never, script)
+			}
+		}
+		env := envOf(c)
+		want(t, "destination", env["ARCHIVE_DESTINATION"], "archive:loklak-dev-dumps/"+infra.ArchivePrefix)
+		want(t, "source", env["ARCHIVE_SOURCE"], infra.DataPath+"/dump/own")
+		want(t, "min age", env["ARCHIVE_MIN_AGE"], "60m")
+		want(t, "credentials (Workload Identity)", env["RCLONE_CONFIG_ARCHIVE_ENV_AUTH"], "true")
+		want(t, "no object ACLs", env["RCLONE_CONFIG_ARCHIVE_BUCKET_POLICY_ONLY"], "true")
+		if _, ok := env["RCLONE_CONFIG_ARCHIVE_ENDPOINT"]; ok {
+			t.Errorf("an endpoint without archiveEndpoint")
+		}
+		mounts := slicesOf(c["volumeMounts"])
+		data := recorder.Resource{Inputs: mounts[0].(map[string]any)}
+		want(t, "mount path", data.String("mountPath"), infra.DataPath)
+		want(t, "prune="+tc.prune+": read-only dumps", data.Get("readOnly"), any(tc.readOnly))
+		want(t, "no privilege escalation", r.Get("securityContext.allowPrivilegeEscalation"), any(false))
+		wantDeep(t, "capabilities dropped", r.Get("securityContext.capabilities.drop"), []any{"ALL"})
+		want(t, "read-only root filesystem", r.Get("securityContext.readOnlyRootFilesystem"), any(true))
+		for _, q := range []string{"requests.cpu", "requests.memory", "limits.cpu", "limits.memory"} {
+			if r.String("resources."+q) == "" {
+				t.Errorf("the archiver has no %s", q)
+			}
+		}
+		want(t, "pod seccomp", rec.One(t, tDeployment).String("spec.template.spec.securityContext.seccompProfile.type"), "RuntimeDefault")
+	}
+}
+
+// An emulator endpoint: no credentials, the endpoint as given.
+func TestArchiverEndpoint(t *testing.T) {
+	rec := mustRun(t, "dev", withArchive(map[string]string{"archiveEndpoint": "http://10.0.0.1:4443/storage/v1/"}))
+	env := envOf(archiver(t, rec))
+	want(t, "endpoint", env["RCLONE_CONFIG_ARCHIVE_ENDPOINT"], "http://10.0.0.1:4443/storage/v1/")
+	want(t, "anonymous", env["RCLONE_CONFIG_ARCHIVE_ANONYMOUS"], "true")
+	if _, ok := env["RCLONE_CONFIG_ARCHIVE_ENV_AUTH"]; ok {
+		t.Errorf("credentials asked for with an emulator endpoint")
+	}
+}
+
+// archiverEnabled false: the bucket stays, protected; the sidecar, the account, its grants and the
+// Kubernetes service account go.
+func TestArchiverOffKeepsTheBucket(t *testing.T) {
+	rec := mustRun(t, "dev", withArchive(map[string]string{"archiverEnabled": "false"}))
+	b := rec.One(t, tBucket)
+	want(t, "bucket protect", b.Protect, true)
+	for _, typ := range []string{tAccount, tBucketIAM, tAccountIAM, tServiceAccount} {
+		if n := len(rec.OfType(typ)); n != 0 {
+			t.Errorf("%d %s with the archiver off", n, typ)
+		}
+	}
+	if inits := rec.One(t, tDeployment).Get("spec.template.spec.initContainers"); inits != nil {
+		t.Errorf("init containers %v with the archiver off", inits)
+	}
+	want(t, "dumpArchiveUrl still exported", rec.Outputs["dumpArchiveUrl"], any("gs://loklak-dev-dumps"))
+}

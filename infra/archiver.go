@@ -1,0 +1,146 @@
+package infra
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// The archiver: a native sidecar in loklak's pod (an init container with restartPolicy Always, GA in
+// Kubernetes 1.33, beta and on by default since 1.29) that copies loklak's closed dump files into the
+// archive bucket with rclone. It runs beside loklak on the same node, so it mounts the same
+// ReadWriteOnce claim; it starts before loklak and stops after it.
+//
+// rclone does the copying and the verifying (github.com/rclone/rclone v1.71.0):
+//   - `rclone copy` (or `rclone move` with archivePrune) never deletes anything at the destination; a
+//     `sync` would delete objects whose local file was pruned, so it is never used.
+//   - --immutable: an object that exists with other bytes is an error, never overwritten (the archiver's
+//     roles could not overwrite one anyway); one that exists with the same bytes is skipped, so copying a
+//     file twice is not an error.
+//   - after each upload rclone compares the object's MD5, as Cloud Storage reports it, with the local
+//     file's, and counts a mismatch as a failed transfer; `move` removes a local file only after its
+//     transfer succeeded, or when the object already exists with the same size and MD5 (--checksum).
+//   - only closed files: loklak appends to messages_YYYYMMDD_*.txt and gzips it to .txt.gz once the day is
+//     over; the filter takes only .txt.gz files unmodified for archiveMinAgeMinutes (a file loklak is
+//     still gzipping keeps changing).
+//   - a failed round (Cloud Storage unreachable, the container restarted mid-upload) leaves the local
+//     files where they are; the next round, archiveIntervalSeconds later, copies what is missing.
+
+const (
+	archiverName = "archiver"
+	// archiveRemote is the rclone remote the environment configures (RCLONE_CONFIG_ARCHIVE_*).
+	archiveRemote = "archive"
+	// ArchivePrefix is where the dump files are in the bucket: the same path as on the disk, under data/.
+	ArchivePrefix = "dump/own"
+	// archiverTmp is a small writable directory for rclone; the root filesystem is read-only.
+	archiverTmp = "/tmp"
+)
+
+// ArchiverArgs wires the archiver to the bucket by its output.
+type ArchiverArgs struct {
+	BucketName pulumi.StringOutput
+	Config     ArchiveConfig
+}
+
+// archiverVerb is rclone's command: copy keeps the local files, move removes each once it is verified
+// in the bucket. Never sync (it deletes at the destination).
+func archiverVerb(cfg ArchiveConfig) string {
+	if cfg.Prune {
+		return "move"
+	}
+	return "copy"
+}
+
+// archiverScript is the archiver's loop: one rclone round, a line saying how it went, a pause. A person
+// reads the log: rclone's -v lines name each file copied (and, with move, deleted), its stats line
+// counts what was transferred and checked, and a failed round says that nothing was removed.
+func archiverScript(cfg ArchiveConfig) string {
+	return fmt.Sprintf(`set -u
+while :; do
+  echo "archive round: rclone %[1]s closed dumps from $ARCHIVE_SOURCE to $ARCHIVE_DESTINATION"
+  if rclone %[1]s "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --min-age "$ARCHIVE_MIN_AGE" --immutable --checksum --retries 3 --low-level-retries 10 --stats-one-line -v; then
+    echo "archive round done"
+  else
+    echo "archive round FAILED with exit status $?: no local file was removed unless the bucket holds it; next round in ${ARCHIVE_INTERVAL}s"
+  fi
+  sleep "$ARCHIVE_INTERVAL"
+done
+`, archiverVerb(cfg))
+}
+
+// archiverEnv configures rclone's remote from the environment (no config file): Cloud Storage with
+// uniform bucket-level access (no object ACLs), without the bucket-exists check (the archiver may not
+// read bucket metadata), and Application Default Credentials, which on GKE is the pod's Workload
+// Identity; with an endpoint (an emulator), no credentials.
+func archiverEnv(bucket pulumi.StringOutput, cfg ArchiveConfig) corev1.EnvVarArray {
+	env := corev1.EnvVarArray{
+		envVar("ARCHIVE_SOURCE", DataPath+"/"+ArchivePrefix),
+		&corev1.EnvVarArgs{Name: pulumi.String("ARCHIVE_DESTINATION"), Value: pulumi.Sprintf("%s:%s/%s", archiveRemote, bucket, ArchivePrefix)},
+		envVar("ARCHIVE_MIN_AGE", strconv.Itoa(cfg.MinAgeMinutes)+"m"),
+		envVar("ARCHIVE_INTERVAL", strconv.Itoa(cfg.IntervalSeconds)),
+		envVar("RCLONE_CONFIG", archiverTmp+"/rclone.conf"),
+		envVar("RCLONE_CONFIG_ARCHIVE_TYPE", "google cloud storage"),
+		envVar("RCLONE_CONFIG_ARCHIVE_BUCKET_POLICY_ONLY", "true"),
+		envVar("RCLONE_CONFIG_ARCHIVE_NO_CHECK_BUCKET", "true"),
+	}
+	if cfg.Endpoint != "" {
+		return append(env, envVar("RCLONE_CONFIG_ARCHIVE_ENDPOINT", cfg.Endpoint), envVar("RCLONE_CONFIG_ARCHIVE_ANONYMOUS", "true"))
+	}
+	return append(env, envVar("RCLONE_CONFIG_ARCHIVE_ENV_AUTH", "true"))
+}
+
+// archiverContainer is the sidecar. It mounts the claim read-only unless it prunes, and has the same
+// least privilege as loklak's container plus a read-only root filesystem.
+func archiverContainer(args ArchiverArgs) *corev1.ContainerArgs {
+	cfg := args.Config
+	return &corev1.ContainerArgs{
+		Name:            pulumi.String(archiverName),
+		Image:           pulumi.String(cfg.ArchiverImage),
+		ImagePullPolicy: pulumi.String(pullPolicy(cfg.ArchiverImage)),
+		// A native sidecar: restarted whenever it exits, started before loklak, stopped after it.
+		RestartPolicy: pulumi.String("Always"),
+		Command:       pulumi.StringArray{pulumi.String("/bin/sh"), pulumi.String("-c"), pulumi.String(archiverScript(cfg))},
+		Env:           archiverEnv(args.BucketName, cfg),
+		VolumeMounts: corev1.VolumeMountArray{
+			&corev1.VolumeMountArgs{Name: pulumi.String(dataVolumeName), MountPath: pulumi.String(DataPath), ReadOnly: pulumi.Bool(!cfg.Prune)},
+			&corev1.VolumeMountArgs{Name: pulumi.String(archiverName + "-tmp"), MountPath: pulumi.String(archiverTmp)},
+		},
+		// rclone holds a chunk (16 MiB by default for Cloud Storage) per transfer, 4 transfers at once.
+		Resources: &corev1.ResourceRequirementsArgs{
+			Requests: pulumi.StringMap{"cpu": pulumi.String("50m"), "memory": pulumi.String("128Mi"), "ephemeral-storage": pulumi.String("64Mi")},
+			Limits:   pulumi.StringMap{"cpu": pulumi.String("500m"), "memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("256Mi")},
+		},
+		SecurityContext: &corev1.SecurityContextArgs{
+			AllowPrivilegeEscalation: pulumi.Bool(false),
+			Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
+			ReadOnlyRootFilesystem:   pulumi.Bool(true),
+		},
+	}
+}
+
+// archiverTmpVolume backs archiverTmp.
+func archiverTmpVolume() *corev1.VolumeArgs {
+	return &corev1.VolumeArgs{
+		Name:     pulumi.String(archiverName + "-tmp"),
+		EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("64Mi")},
+	}
+}
+
+// newArchiverServiceAccount declares the Kubernetes service account loklak's pod runs as while the
+// archiver copies, annotated for Workload Identity: GKE's metadata server then hands the pod tokens of
+// the archiver's Google service account. The pod mounts no Kubernetes token: the GKE metadata server
+// identifies the pod itself and requests the service account's token from the API server; nothing in
+// the pod presents one (cloud.google.com/kubernetes-engine/docs/concepts/workload-identity, "How
+// Workload Identity Federation for GKE works"; not verified on GKE here).
+func newArchiverServiceAccount(ctx *pulumi.Context, namespace pulumi.StringOutput, labels pulumi.StringMap, email pulumi.StringOutput, opts ...pulumi.ResourceOption) (*corev1.ServiceAccount, error) {
+	return corev1.NewServiceAccount(ctx, ArchiverKubernetesServiceAccount, &corev1.ServiceAccountArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(ArchiverKubernetesServiceAccount), Namespace: namespace, Labels: labels,
+			Annotations: pulumi.StringMap{"iam.gke.io/gcp-service-account": email},
+		},
+		AutomountServiceAccountToken: pulumi.Bool(false),
+	}, opts...)
+}

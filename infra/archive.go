@@ -99,10 +99,12 @@ func NewDumpArchive(ctx *pulumi.Context, name string, args DumpArchiveArgs, opts
 
 	if cfg.Copying() {
 		account, err := serviceaccount.NewAccount(ctx, "archiver", &serviceaccount.AccountArgs{
-			AccountId:   pulumi.String(archiverAccountID(args.Namespace, cfg.Bucket)),
+			AccountId:   pulumi.String(archiverAccountID(args.Namespace)),
 			Project:     pulumi.String(args.Project),
 			DisplayName: pulumi.String("loklak dumps archiver"),
-			Description: pulumi.Sprintf("Copies loklak's closed dump files from namespace %s into gs://%s (loklak-dumps).", args.Namespace, cfg.Bucket),
+			// From the bucket's output, so the account waits for the bucket: a bucket change the engine
+			// refuses (a rename, a move) stops the update before anything of the archiver changes.
+			Description: pulumi.Sprintf("Copies loklak's closed dump files from namespace %s into gs://%s (loklak-dumps).", args.Namespace, bucket.Name),
 		}, pulumi.Parent(a))
 		if err != nil {
 			return nil, err
@@ -138,9 +140,10 @@ func WorkloadIdentityMember(project, namespace, ksa string) string {
 }
 
 // archiverAccountID is the archiver's Google service account ID: 6 to 30 characters (gcs rules §2),
-// one per namespace and bucket, so the dev and prod stacks of one project never share one.
-func archiverAccountID(namespace, bucket string) string {
-	return "dumps-archiver-" + shortHash(namespace+"/"+bucket)
+// one per namespace, so the dev and prod stacks of one project never share one. It does not follow the
+// bucket: a refused rename must not have replaced the account first.
+func archiverAccountID(namespace string) string {
+	return "dumps-archiver-" + shortHash(namespace)
 }
 
 func retentionPolicy(cfg ArchiveConfig) storage.BucketRetentionPolicyPtrInput {

@@ -92,8 +92,8 @@ func archiverEnv(bucket pulumi.StringOutput, cfg ArchiveConfig) corev1.EnvVarArr
 	return append(env, envVar("RCLONE_CONFIG_ARCHIVE_ENV_AUTH", "true"))
 }
 
-// archiverContainer is the sidecar. It mounts the claim read-only unless it prunes, and has the same
-// least privilege as loklak's container plus a read-only root filesystem.
+// archiverContainer is the sidecar, with the same least privilege as loklak's container plus a
+// read-only root filesystem.
 func archiverContainer(args ArchiverArgs) *corev1.ContainerArgs {
 	cfg := args.Config
 	return &corev1.ContainerArgs{
@@ -105,7 +105,9 @@ func archiverContainer(args ArchiverArgs) *corev1.ContainerArgs {
 		Command:       pulumi.StringArray{pulumi.String("/bin/sh"), pulumi.String("-c"), pulumi.String(archiverScript(cfg))},
 		Env:           archiverEnv(args.BucketName, cfg),
 		VolumeMounts: corev1.VolumeMountArray{
-			&corev1.VolumeMountArgs{Name: pulumi.String(dataVolumeName), MountPath: pulumi.String(DataPath), ReadOnly: pulumi.Bool(!cfg.Prune)},
+			// Read-write, as loklak's: pruning removes files, and the restore runbook (docs/archive.md)
+			// copies archived files back through this container. Copying alone never writes here.
+			&corev1.VolumeMountArgs{Name: pulumi.String(dataVolumeName), MountPath: pulumi.String(DataPath)},
 			&corev1.VolumeMountArgs{Name: pulumi.String(archiverName + "-tmp"), MountPath: pulumi.String(archiverTmp)},
 		},
 		// rclone holds a chunk (16 MiB by default for Cloud Storage) per transfer, 4 transfers at once.

@@ -103,8 +103,24 @@ func everyKeyChanges(kubeconfig, kubeContext string) map[string]keyChange {
 		"volumeAlertPercent":      {change: map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": everyChannel1}, setup: channels},
 		"volumeAlertChannels": {context: map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": everyChannel1},
 			change: map[string]string{"volumeAlertChannels": everyChannel2}, setup: channels},
-		"addressMode": {change: map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "loklak-every-ip"}, keep: true},
-		"addressName": {change: map[string]string{"addressName": "loklak-every-ip-2"}, refused: true, says: "marked for protection"},
+		// The archive stays on from here (a protected bucket cannot leave the stack by a config change), so
+		// every key after it runs with the bucket, the archiver's grants and the sidecar declared.
+		"archiveBucket":                 {change: map[string]string{"archiveBucket": "loklak-every-dumps"}, keep: true},
+		"archiveColdAfterDays":          {change: map[string]string{"archiveColdAfterDays": "30"}},
+		"archiveColdStorageClass":       {context: map[string]string{"archiveColdAfterDays": "30"}, change: map[string]string{"archiveColdStorageClass": "ARCHIVE"}},
+		"archiveEndpoint":               {change: map[string]string{"archiveEndpoint": "http://127.0.0.1:4443/storage/v1/"}},
+		"archiveIntervalSeconds":        {change: map[string]string{"archiveIntervalSeconds": "60"}},
+		"archiveLocation":               {change: map[string]string{"archiveLocation": "US"}, refused: true, says: "marked for protection"},
+		"archiveMinAgeMinutes":          {change: map[string]string{"archiveMinAgeMinutes": "5"}},
+		"archivePrune":                  {change: map[string]string{"archivePrune": "true"}},
+		"archivePublic":                 {change: map[string]string{"archivePublic": "true", "archivePublicAccessPrevention": "inherited"}},
+		"archivePublicAccessPrevention": {change: map[string]string{"archivePublicAccessPrevention": "inherited"}},
+		"archiveRetentionDays":          {change: map[string]string{"archiveRetentionDays": "365"}},
+		"archiveSoftDeleteDays":         {change: map[string]string{"archiveSoftDeleteDays": "0"}},
+		"archiverEnabled":               {change: map[string]string{"archiverEnabled": "false"}},
+		"archiverImage":                 {change: map[string]string{"archiverImage": "rclone/rclone:1.70.3"}},
+		"addressMode":                   {change: map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "loklak-every-ip"}, keep: true},
+		"addressName":                   {change: map[string]string{"addressName": "loklak-every-ip-2"}, refused: true, says: "marked for protection"},
 	}
 }
 

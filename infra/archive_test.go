@@ -18,7 +18,7 @@ const (
 	tDumpArchive    = "loklak-dumps:storage:DumpArchive"
 )
 
-var archiving = map[string]string{"archiveBucket": "loklak-dev-dumps"}
+var archiving = map[string]string{"archiveBucket": "loklak-dev-dumps"} // another name than Pulumi.dev.yaml's
 
 func withArchive(overrides map[string]string) map[string]string {
 	m := map[string]string{"archiveBucket": "loklak-dev-dumps"}
@@ -48,10 +48,11 @@ func envOf(container map[string]any) map[string]string {
 	return env
 }
 
-// Off by default: no Cloud Storage resource, no sidecar, no Kubernetes service account.
+// Off by default (Pulumi.yaml; the committed stacks turn it on): no Cloud Storage resource, no sidecar,
+// no Kubernetes service account.
 func TestNoArchiveByDefault(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
-		rec := mustRun(t, stack, nil)
+		rec := mustRun(t, stack, map[string]string{"archiveBucket": ""})
 		for _, typ := range []string{tBucket, tAccount, tBucketIAM, tAccountIAM, tServiceAccount} {
 			if n := len(rec.OfType(typ)); n != 0 {
 				t.Errorf("%s: %d %s declared without archiveBucket", stack, n, typ)
@@ -228,4 +229,18 @@ func TestArchiverOffKeepsTheBucket(t *testing.T) {
 		t.Errorf("init containers %v with the archiver off", inits)
 	}
 	want(t, "dumpArchiveUrl still exported", rec.Outputs["dumpArchiveUrl"], any("gs://loklak-dev-dumps"))
+}
+
+// The committed stacks archive: dev and prod each to a bucket of their own, prod's moved to COLDLINE
+// after 30 days; neither prunes the disk.
+func TestCommittedStacksArchive(t *testing.T) {
+	for stack, bucket := range map[string]string{"dev": "loklak-server-dev-dumps", "prod": "loklak-server-dumps"} {
+		rec := mustRun(t, stack, nil)
+		want(t, stack+" bucket", rec.One(t, tBucket).String("name"), bucket)
+		want(t, stack+" archiver verb", strings.Contains(recorder.Resource{Inputs: archiver(t, rec)}.String("command.2"), "rclone copy "), true)
+	}
+	rules := slicesOf(mustRun(t, "prod", nil).One(t, tBucket).Get("lifecycleRules"))
+	if len(rules) != 1 || recorder.Lookup(rules[0].(map[string]any), "action.storageClass") != "COLDLINE" {
+		t.Errorf("prod lifecycle rules = %v, want COLDLINE after 30 days", rules)
+	}
 }

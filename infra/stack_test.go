@@ -260,6 +260,9 @@ func TestDevStack(t *testing.T) {
 			"diskId":                    handle,
 			"diskUrn":                   "urn:pulumi:dev::loklak-dumps::loklak-dumps:storage:DumpDisk$gcp:compute/disk:Disk::dump-disk",
 			"volumeHandle":              handle,
+			"dumpArchiveBucket":         "loklak-server-dev-dumps",
+			"dumpArchiveUrl":            "gs://loklak-server-dev-dumps",
+			"dumpArchiverAccount":       "dumps-archiver-016acdbc@loklak-server.iam.gserviceaccount.com",
 			"storageClassName":          "loklak-dev-dump",
 			"persistentVolumeName":      "loklak-dev-dump",
 			"persistentVolumeClaimName": "dump",
@@ -404,7 +407,8 @@ func TestClaimBoundElsewhereFailsBeforeLoklakStarts(t *testing.T) {
 }
 
 func TestExternalDiskDeclaresNoGCPResource(t *testing.T) {
-	rec := mustRun(t, "dev", map[string]string{"diskMode": "external", "diskName": "shared-dumps", "diskSizeGb": "200"})
+	// Without the archive, whose bucket is a GCP resource in any disk mode.
+	rec := mustRun(t, "dev", map[string]string{"diskMode": "external", "diskName": "shared-dumps", "diskSizeGb": "200", "archiveBucket": ""})
 	for _, r := range rec.Resources() {
 		if strings.HasPrefix(r.Type, "gcp:") {
 			t.Errorf("external mode registered %s", r.Key())

@@ -103,9 +103,8 @@ func everyKeyChanges(kubeconfig, kubeContext string) map[string]keyChange {
 		"volumeAlertPercent":      {change: map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": everyChannel1}, setup: channels},
 		"volumeAlertChannels": {context: map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": everyChannel1},
 			change: map[string]string{"volumeAlertChannels": everyChannel2}, setup: channels},
-		// The archive stays on from here (a protected bucket cannot leave the stack by a config change), so
-		// every key after it runs with the bucket, the archiver's grants and the sidecar declared.
-		"archiveBucket":                 {change: map[string]string{"archiveBucket": "loklak-every-dumps"}, keep: true},
+		// The committed dev stack archives: a new bucket name would replace its protected bucket.
+		"archiveBucket":                 {change: map[string]string{"archiveBucket": "loklak-every-dumps"}, refused: true, says: "marked for protection"},
 		"archiveColdAfterDays":          {change: map[string]string{"archiveColdAfterDays": "30"}},
 		"archiveColdStorageClass":       {context: map[string]string{"archiveColdAfterDays": "30"}, change: map[string]string{"archiveColdStorageClass": "ARCHIVE"}},
 		"archiveEndpoint":               {change: map[string]string{"archiveEndpoint": "http://127.0.0.1:4443/storage/v1/"}},

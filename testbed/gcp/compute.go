@@ -13,8 +13,10 @@
 //     it after a destroy. Every call is appended to calls.log.
 //   - The same project's Cloud Storage and IAM (storage.go, serviceaccount.go, iampolicy.go): buckets,
 //     whose objects live in a real Cloud Storage emulator (fake-gcs-server, filesystem backend, under the
-//     project's gcs/) and whose other metadata in a document beside it; service accounts; and the IAM
-//     policies of both, following ../shared/notes/gcs-provider-rules.md ("gcs rules §N").
+//     project's gcs/: package testbed/gcs), reached at the URL in LOKLAK_GCS_STANDIN_URL when that is set
+//     and run inside this process otherwise, and whose other metadata in a document beside it; service
+//     accounts; and the IAM policies of both, following ../shared/notes/gcs-provider-rules.md ("gcs rules
+//     §N").
 //   - Provider (provider.go and one file per type) is a Pulumi resource provider that the engine loads as
 //     `gcp`. Its Check, Diff, Create, Read, Update and Delete follow the rules of pulumi-gcp v7.38.0 (built on
 //     terraform-provider-google-beta v5.42.0) as written down, with sources, in
@@ -23,7 +25,8 @@
 //     (../shared/conformance, replayed by conformance_test.go).
 //
 // It is test infrastructure: testbed/cmd/pulumi-resource-gcp serves it only when LOKLAK_GCE_STANDIN_DIR names a
-// simulated project, and nothing in it talks to a network. Package infra never imports it.
+// simulated project, and nothing in it talks to a network except to the Cloud Storage server
+// (testbed/gcs) at LOKLAK_GCS_STANDIN_URL, on this machine. Package infra never imports it.
 package gcp
 
 import (
@@ -43,11 +46,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"cloud.google.com/go/storage"
+	"github.com/loklak/loklak-dumps/testbed/gcs"
 )
 
 // DirEnv names the environment variable that points the plugin at a simulated project directory.
 const DirEnv = "LOKLAK_GCE_STANDIN_DIR"
+
+// StorageURLEnv names the environment variable that points the plugin at the Cloud Storage server
+// (testbed/gcs) serving the project's gcs/ folder: its base URL, "http://127.0.0.1:PORT". Unset, the
+// plugin runs the emulator over that folder inside itself. It is the stand-in's own variable, not the
+// STORAGE_EMULATOR_HOST that Cloud Storage client libraries read, so that only the stand-in follows it:
+// not the engine, the other plugins or a command a test runs, and not the stand-in's unit tests when a
+// developer's shell has STORAGE_EMULATOR_HOST set for another emulator.
+const StorageURLEnv = "LOKLAK_GCS_STANDIN_URL"
 
 // APIBase is the prefix of the v1 self links the provider reports (rules §0, URL normalization).
 const APIBase = "https://www.googleapis.com/compute/v1/"
@@ -221,10 +233,16 @@ var (
 // Compute is a simulated Compute Engine: every project, zone and region under one directory.
 type Compute struct {
 	Dir string
-	mu  sync.Mutex
-	now func() time.Time
-	// gcs is the Cloud Storage emulator over Dir/gcs, started on first use (storage.go).
-	gcs *fakestorage.Server
+	// StorageURL is the base URL of the Cloud Storage server (testbed/gcs) serving Dir's GCSDir, from
+	// StorageURLEnv in Open; empty, the emulator runs inside this process (storage.go). Set it before
+	// the first Cloud Storage call.
+	StorageURL string
+	mu         sync.Mutex
+	now        func() time.Time
+	// gcs is the client of the Cloud Storage emulator, and local the emulator when it runs in this
+	// process; both are made on first use (storage.go).
+	gcs   *storage.Client
+	local *gcs.Local
 }
 
 // lock serializes the calls that read and change the project: within this process (mu), and across the
@@ -248,7 +266,8 @@ func (c *Compute) lock() func() {
 	}
 }
 
-// Open returns the simulated Compute Engine kept in dir, creating the directory if needed.
+// Open returns the simulated Compute Engine kept in dir, creating the directory if needed. Its Cloud
+// Storage is the server at $LOKLAK_GCS_STANDIN_URL (StorageURLEnv) when that is set.
 func Open(dir string) (*Compute, error) {
 	if dir == "" {
 		return nil, errors.New("gcestandin: no directory for the simulated project")
@@ -256,7 +275,7 @@ func Open(dir string) (*Compute, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &Compute{Dir: dir, now: time.Now}, nil
+	return &Compute{Dir: dir, StorageURL: os.Getenv(StorageURLEnv), now: time.Now}, nil
 }
 
 // Call is one API request, as calls.log records it.

@@ -197,6 +197,7 @@ func replay(t *testing.T, config map[string]string, c recordedCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveStorage(t, compute)
 	p, err := NewProvider(compute, "7.38.0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ func newFixture(t *testing.T) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveStorage(t, c)
 	p, err := NewProvider(c, "7.38.0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/loklak/loklak-dumps/testbed/gcs"
 	"google.golang.org/api/iterator"
 )
 
@@ -20,16 +19,23 @@ import (
 //
 // A bucket lives in two places, as a disk does (its document and its image):
 //
-//   - its objects, in a real Cloud Storage emulator: github.com/fsouza/fake-gcs-server's fakestorage,
-//     run in-process (no listener) over its filesystem backend rooted at GCSDir under the simulated
-//     project's directory. The bucket is a folder there and each object a file, so both outlive the
-//     short-lived plugin processes the engine starts, and the same folder can be served to a real client
-//     (a sidecar) by `fake-gcs-server -backend filesystem -filesystem-root DIR/gcs`. The stand-in talks
-//     to the emulator through the Cloud Storage Go client, over the JSON API.
+//   - its objects, in a real Cloud Storage emulator: github.com/fsouza/fake-gcs-server's fakestorage over
+//     its filesystem backend rooted at GCSDir under the simulated project's directory (package
+//     testbed/gcs). The bucket is a folder there and each object a file, so both outlive the short-lived
+//     plugin processes the engine starts. The stand-in talks to the emulator through the Cloud Storage Go
+//     client, over the JSON API.
 //   - what the emulator does not model (location, storage class, labels, lifecycle rules, versioning,
 //     uniform bucket-level access, public access prevention, soft delete and retention policies,
 //     metageneration), in the stand-in's own document at storage/v1/b/NAME.json, and its IAM policy at
-//     storage/v1/b/NAME/iam.json.
+//     storage/v1/b/NAME/iam.json, written under the project's lock as every document is.
+//
+// One process owns GCSDir. When Compute.StorageURL is set (from LOKLAK_GCS_STANDIN_URL, StorageURLEnv),
+// that process is a gcs.Emulator serving the folder over HTTP, which the test started beside the control
+// plane and which pods on the real node reach too (rclone, say): a plugin process then keeps no Cloud
+// Storage state of its own, objects change without the project's lock (a pod uploads without it), and
+// an emulator that is down fails a call within a second (gcs.NewClient). Otherwise the emulator runs
+// inside this process, without a listener (gcs.InProcess), as in the unit tests and the conformance
+// test; it refuses while a gcs.Emulator serves the folder (whose URL was then not passed on).
 //
 // The emulator's filesystem backend refuses versioning ("not implemented: fs storage type does not
 // support versioning yet", fake-gcs-server v1.56.1 internal/backend/fs.go), so every emulated bucket is
@@ -37,7 +43,7 @@ import (
 // the API reports it, and noncurrent versions are not simulated.
 
 // GCSDir is the emulator's root under the simulated project's directory: one folder per bucket.
-const GCSDir = "gcs"
+const GCSDir = gcs.RootDir
 
 // StorageBucket is a bucket's metadata as the Cloud Storage JSON API reports it (storage/v1 Bucket),
 // for the fields the emulator does not keep.
@@ -81,20 +87,27 @@ func (b StorageBucket) SelfLink() string { return "https://www.googleapis.com/" 
 // defaultSoftDeleteSeconds is the API's default soft-delete retention, 7 days (gcs rules §5.2).
 const defaultSoftDeleteSeconds = 604800
 
-// emulator returns the Cloud Storage emulator over the simulated project's GCSDir, started on first use.
-// The caller holds the lock.
+// emulator returns a client of the Cloud Storage emulator over the simulated project's GCSDir: of the
+// server at StorageURL when that is set, else of an emulator started in this process on first use. The
+// caller holds the lock.
 func (c *Compute) emulator() (*storage.Client, error) {
 	if c.gcs != nil {
-		return c.gcs.Client(), nil
+		return c.gcs, nil
 	}
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		StorageRoot: filepath.Join(c.Dir, GCSDir), NoListener: true, BucketsLocation: "US-CENTRAL1",
-	})
+	if c.StorageURL != "" {
+		client, err := gcs.NewClient(context.Background(), c.StorageURL)
+		if err != nil {
+			return nil, err
+		}
+		c.gcs = client
+		return client, nil
+	}
+	local, err := gcs.InProcess(c.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("cloud storage emulator in %s: %w", filepath.Join(c.Dir, GCSDir), err)
+		return nil, err
 	}
-	c.gcs = srv
-	return srv.Client(), nil
+	c.local, c.gcs = local, local.Client()
+	return c.gcs, nil
 }
 
 // projectNumber is a project's number: stable for a project ID, as the API's is.

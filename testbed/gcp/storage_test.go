@@ -50,6 +50,7 @@ func TestBucketLivesInTheEmulatorAndItsDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	again.StorageURL = f.compute.StorageURL // the engine gives every plugin process the same environment
 	b, err := again.GetBucket("loklak-dev-dumps-archive")
 	if err != nil || !b.Versioning || !b.UniformAccess || b.PublicAccessPrev != "enforced" || b.SoftDeleteSeconds != 0 {
 		t.Errorf("bucket read by another process: %+v %v", b, err)

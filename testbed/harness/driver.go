@@ -45,6 +45,11 @@ type Driver struct {
 	Passphrase string // for the passphrase secrets provider
 	// GCEDir is the simulated Compute Engine project the stand-in GCP plugin works on (gcestandin).
 	GCEDir string
+	// StorageEmulatorURL is the base URL of the Cloud Storage server serving GCEDir's buckets
+	// (testbed/gcs: a gcs.Emulator's URL, started by the test or command beside the control plane, never
+	// by the Driver), which the stand-in GCP plugin then talks to (gcp.StorageURLEnv). Empty, the plugin
+	// runs the emulator inside itself, whatever the test process's own environment says.
+	StorageEmulatorURL string
 	// AmbientKubeconfig is what the engine and its plugins see as KUBECONFIG: the loopback cluster's
 	// file. Never empty in the environment: client-go reads ~/.kube/config when KUBECONFIG is unset or
 	// empty, and a test must never reach a developer's real cluster. Unset, it names a file that does
@@ -120,6 +125,8 @@ func (d Driver) Env() map[string]string {
 		// Nothing may fall back to the developer's own ~/.kube/config or ~/.pulumi.
 		"HOME":     d.homeDir(),
 		gcp.DirEnv: d.GCEDir,
+		// Set even when empty: a URL in this process's environment must not reach the plugins.
+		gcp.StorageURLEnv: d.StorageEmulatorURL,
 	}
 }
 

@@ -1,6 +1,7 @@
 // Command pulumi-resource-gcp is the test stand-in for the pulumi-gcp provider (package testbed/gcp): the
 // engine loads it as the `gcp` plugin in the end-to-end tests, and it simulates Compute Engine, Cloud
-// Monitoring, Cloud Storage (buckets in a fake-gcs-server emulator rooted in DIR/gcs) and IAM service
+// Monitoring, Cloud Storage (buckets in a fake-gcs-server emulator rooted in DIR/gcs: the server at
+// LOKLAK_GCS_STANDIN_URL when that is set, testbed/gcs, else one run inside the plugin) and IAM service
 // accounts in the directory DIR named by LOKLAK_GCE_STANDIN_DIR. It never talks to Google Cloud, and it refuses to start without
 // that directory, so it cannot pass for the real provider by accident.
 //

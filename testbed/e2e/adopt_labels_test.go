@@ -38,6 +38,7 @@ func TestAdoptALabelledDiskWithItsLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	setConfig(t, stack, "namespace", ns)
+	setConfig(t, stack, "archiveBucket", "") // the disk's calls alone (TestProdMigrationRunbook runs prod's archive)
 	if err := stack.SetConfigWithOptions(ctx, "diskLabels[0]", auto.ConfigValue{Value: "team=loklak"}, &auto.ConfigOptions{Path: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,8 @@ func TestVolumeAlertOnTheStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key, value := range map[string]string{"namespace": ns, "diskName": "alert-dev-data", "diskProtect": "false",
-		"volumeAlertPercent": "80", "volumeAlertChannels": known} {
+		"volumeAlertPercent": "80", "volumeAlertChannels": known,
+		"archiveBucket": ""} { // the archive's protected bucket would stop the plain destroy below
 		setConfig(t, stack, key, value)
 	}
 	t.Cleanup(func() {

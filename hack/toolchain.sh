@@ -8,8 +8,8 @@
 #   hack/toolchain.sh --versions print the pinned versions, build nothing
 #
 # Why from source: this machine reaches only the Go module proxy, Debian and npm. The Pulumi CLI, the
-# Kubernetes provider, the control plane, the kubelet and kwok all build from Go modules; etcd and the real
-# node's container runtime (containerd, runc, the CNI plugins) come from Debian.
+# Kubernetes provider, the control plane, the kubelet, kwok and rclone all build from Go modules; etcd, the
+# real node's container runtime (containerd, runc, the CNI plugins) and busybox come from Debian.
 # Versions live here, except the Pulumi CLI's, which is read from go.mod so the CLI and SDK never drift.
 set -euo pipefail
 
@@ -35,6 +35,10 @@ kwok_version=v0.7.0
 golangci_lint_version=v2.15.0
 # renovate: datasource=go depName=github.com/rhysd/actionlint
 actionlint_version=v1.7.12
+# The archiver sidecar's image, rclone/rclone:1.71.0, which the Docker Hub stand-in serves from this build
+# (testbed/dockerhub.RcloneRef and RcloneVersion name the same version).
+# renovate: datasource=go depName=github.com/rclone/rclone
+rclone_version=v1.71.0
 
 cache=${LOKLAK_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/loklak-dumps/tools}
 mkdir -p "$cache"
@@ -149,13 +153,26 @@ build_linters() {
   fi
 }
 
+# ---- rclone, for the Docker Hub stand-in's rclone/rclone image --------------------------------------------
+# rclone's own main with every backend, static (the image has no C library), with the version string its
+# release builds carry (rclone's Makefile sets fs.Version; without it `rclone version` says v1.71.0-DEV).
+# Cold: 162 s and 70 MB on 2 CPUs (an empty GOCACHE, the modules already downloaded; about 2 minutes more
+# to download them).
+build_rclone() {
+  local out=$cache/rclone/$rclone_version
+  [[ -x $out/rclone ]] && return
+  log "building rclone $rclone_version (cold: about 3 minutes)"
+  GOBIN=$out GOFLAGS= CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X github.com/rclone/rclone/fs.Version=$rclone_version" "github.com/rclone/rclone@$rclone_version"
+}
+
 # ---- the testbed's own commands (this repository's code) ----------------------------------------------------
 # The real GCP provider cannot be built here (the proxy refuses it), so the end-to-end tests load
 # testbed/cmd/pulumi-resource-gcp as the `gcp` plugin. The real node runs the PD CSI driver stand-in
 # (csi-gce-standin) and pulls from the Docker Hub stand-in (dockerhub-standin), which makes its images from the
-# two static binaries in bin/images (the loklak stand-in and the pause program). All are built from this
-# checkout on every run (go build is incremental: about a second when nothing changed), so they always match
-# the source being tested.
+# static binaries in bin/images: the loklak stand-in and the pause program, built here from this checkout on
+# every run (go build is incremental: about a second when nothing changed), so they always match the source
+# being tested; and rclone and busybox, linked there by link_bin.
 build_testbed_commands() {
   local bin=$1
   (cd "$repo_root" && go build -trimpath -o "$bin/pulumi-resource-gcp" \
@@ -170,15 +187,19 @@ build_testbed_commands() {
 # ---- from Debian: etcd, and the real node's runtime ----------------------------------------------------------
 # etcd for the control plane; containerd (1.6), runc and the CNI plugins (bridge, host-local, portmap, loopback
 # in /usr/lib/cni) for the real node; e2fsprogs and util-linux (mkfs.ext4, resize2fs, losetup) for the
-# simulated disks' bytes and the CSI stand-in; iptables, which the kubelet and the bridge plugin call.
-debian_packages=(etcd-server containerd runc containernetworking-plugins e2fsprogs util-linux mount iptables)
-debian_commands=(etcd containerd runc /usr/lib/cni/bridge mkfs.ext4 losetup mount iptables)
+# simulated disks' bytes and the CSI stand-in; iptables, which the kubelet and the bridge plugin call;
+# busybox-static, whose /bin/busybox is the shell, sleep and date of the Docker Hub stand-in's rclone image
+# (it must be the static build: Debian's plain busybox package needs libc, which the image lacks).
+debian_packages=(etcd-server containerd runc containernetworking-plugins e2fsprogs util-linux mount iptables busybox-static)
+debian_commands=(etcd containerd runc /usr/lib/cni/bridge mkfs.ext4 losetup mount iptables /bin/busybox)
 
 install_debian_packages() {
   local c missing=false
   for c in "${debian_commands[@]}"; do
     if [[ $c == /* ]]; then [[ -x $c ]] || missing=true; else command -v "$c" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$c" >/dev/null || missing=true; fi
   done
+  # A /bin/busybox from the plain busybox package is dynamic; busybox-static replaces it.
+  [[ $(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null) == "install ok installed" ]] || missing=true
   $missing || return 0
   log "installing ${debian_packages[*]} from Debian (cold: about 1 minute)"
   local sudo=()
@@ -197,7 +218,7 @@ install_debian_packages() {
 # ---- one bin directory for the current versions -------------------------------------------------------------
 link_bin() {
   # A .../bin directory, so the Automation API can take its parent as the CLI's root.
-  local bin=$cache/toolset-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version-lint$golangci_lint_version-al$actionlint_version/bin
+  local bin=$cache/toolset-pulumi$pulumi_version-k8s$kubernetes_version-kwok$kwok_version-prov$k8s_provider_version-lint$golangci_lint_version-al$actionlint_version-rclone$rclone_version/bin
   mkdir -p "$bin"
   ln -sf "$cache/pulumi/$pulumi_version/pulumi" "$bin/pulumi"
   ln -sf "$cache/pulumi-resource-kubernetes/$k8s_provider_version/pulumi-resource-kubernetes" "$bin/pulumi-resource-kubernetes"
@@ -210,6 +231,11 @@ link_bin() {
   for c in containerd containerd-shim-runc-v2 ctr runc; do ln -sf "$(command -v "$c")" "$bin/$c"; done
   ln -sf "$cache/golangci-lint/$golangci_lint_version/golangci-lint" "$bin/golangci-lint"
   ln -sf "$cache/actionlint/$actionlint_version/actionlint" "$bin/actionlint"
+  ln -sf "$cache/rclone/$rclone_version/rclone" "$bin/rclone"
+  # What the Docker Hub stand-in makes rclone/rclone:1.71.0 of (testbed/dockerhub.ReadBinaries).
+  mkdir -p "$bin/images"
+  ln -sf "$cache/rclone/$rclone_version/rclone" "$bin/images/rclone"
+  ln -sf /bin/busybox "$bin/images/busybox"
   # The plugin version the SDK asks for, so the harness can register the binary under it.
   printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
   build_testbed_commands "$bin"
@@ -220,7 +246,7 @@ link_bin() {
 versions() {
   printf '%s %s\n' pulumi "$pulumi_version" kubernetes-plugin "$k8s_plugin_version" \
     kubernetes-provider "$k8s_provider_version" gcp-plugin "$gcp_plugin_version" kubernetes "$kubernetes_version" kwok "$kwok_version" \
-    golangci-lint "$golangci_lint_version" actionlint "$actionlint_version"
+    golangci-lint "$golangci_lint_version" actionlint "$actionlint_version" rclone "$rclone_version"
 }
 
 main() {
@@ -237,6 +263,7 @@ main() {
   build_kwok
   build_k8s_provider
   build_linters
+  build_rclone
   local bin
   bin=$(link_bin)
   if $only_bin; then

@@ -1,5 +1,5 @@
 // Package toolchain finds the real binaries hack/toolchain.sh builds from source (the Pulumi CLI and
-// Kubernetes provider, the control plane, kwok, the GCP stand-in plugin) and runs them.
+// Kubernetes provider, the control plane, kwok, the GCP stand-in plugin, rclone) and runs them.
 package toolchain
 
 import (
@@ -20,8 +20,15 @@ type Tools struct {
 
 var requiredTools = []string{
 	"pulumi", "pulumi-resource-kubernetes", "pulumi-resource-gcp", "etcd",
-	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok",
+	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "rclone",
+	ImagesDir + "/rclone", ImagesDir + "/busybox",
 }
+
+// ImagesDir is the directory below Bin holding the static binaries the Docker Hub stand-in makes its
+// images from (testbed/dockerhub.ReadBinaries): the loklak stand-in and the pause program (built from
+// this checkout), rclone v1.71.0 (the same file as Bin's rclone) and Debian's busybox-static, the last
+// two for rclone/rclone:1.71.0.
+const ImagesDir = "images"
 
 // ToolsFromEnv finds the tools through $LOKLAK_TOOLS_BIN and checks every one is there.
 func ToolsFromEnv() (Tools, error) {
@@ -44,6 +51,9 @@ func ToolsFromEnv() (Tools, error) {
 
 // Path is the full path of a tool.
 func (t Tools) Path(name string) string { return filepath.Join(t.Bin, name) }
+
+// Images is the full path of ImagesDir, what dockerhub-standin's -binaries names.
+func (t Tools) Images() string { return t.Path(ImagesDir) }
 
 // PathEnv is PATH with the tools first, so the Automation API finds this pulumi and the engine finds
 // this pulumi-resource-kubernetes as an ambient plugin (no plugin download is possible here).

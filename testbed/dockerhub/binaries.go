@@ -11,22 +11,37 @@ import (
 	"github.com/loklak/loklak-dumps/testbed/loklak/image"
 )
 
-// The binaries' file names in the directory Binaries reads.
+// The binaries' file names in the directory ReadBinaries reads (hack/toolchain.sh's bin/images).
 const (
 	StandinBinary = "loklak-standin" // a build of image.StandinPackage
 	PauseBinary   = "pause"          // a build of image.PausePackage
+	RcloneBinary  = "rclone"         // rclone v1.71.0 from its Go module (hack/toolchain.sh builds it)
+	BusyboxBinary = "busybox"        // Debian's busybox-static (hack/toolchain.sh links /bin/busybox here)
 )
 
-// Binaries reads the stand-in and pause binaries from dir (StandinBinary, PauseBinary). One that is
-// missing is built there first (image.BuildBinary for linux/arch, from the module found by
-// image.ModuleDir, so the working directory must be inside this module), through a temporary file in
-// dir renamed into place, so an interrupted build leaves no half a binary. A binary already there is
-// used as it is, however old: delete it to rebuild. Each must be static (image.CheckStatic).
-func Binaries(ctx context.Context, dir, arch string) (standin, pause []byte, err error) {
+// ReadBinaries reads the binaries the images are made of from dir. rclone and busybox must be there
+// (hack/toolchain.sh puts them in its bin/images, as symbolic links into its cache and to Debian's
+// /bin/busybox); a missing one is an error that says so, given before anything is built. The stand-in and
+// the pause binary are built there first if missing (image.BuildBinary for linux/arch, from the module
+// found by image.ModuleDir, so the working directory must be inside this module), through a temporary
+// file in dir renamed into place, so an interrupted build leaves no half a binary. A binary already there
+// is used as it is, however old: delete it to rebuild. Each must be static (image.CheckStatic): an image
+// holds nothing else, no C library.
+func ReadBinaries(ctx context.Context, dir, arch string) (Binaries, error) {
+	var b Binaries
+	for _, file := range []string{RcloneBinary, BusyboxBinary} {
+		path := filepath.Join(dir, file)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return b, fmt.Errorf("%s is missing: run hack/toolchain.sh, which builds rclone %s, installs Debian's "+
+				"busybox-static and links both into its bin/images (the directory -binaries names)", path, RcloneVersion)
+		} else if err != nil {
+			return b, err
+		}
+	}
 	var moduleDir string
 	read := func(file, pkg string) ([]byte, error) {
 		path := filepath.Join(dir, file)
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(path); pkg != "" && errors.Is(err, fs.ErrNotExist) {
 			if moduleDir == "" {
 				if moduleDir, err = image.ModuleDir(ctx); err != nil {
 					return nil, fmt.Errorf("%s is missing and cannot be built: %w", path, err)
@@ -44,15 +59,23 @@ func Binaries(ctx context.Context, dir, arch string) (standin, pause []byte, err
 		return os.ReadFile(path)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, err
+		return b, err
 	}
-	if standin, err = read(StandinBinary, image.StandinPackage); err != nil {
-		return nil, nil, err
+	var err error
+	for _, f := range []struct {
+		file, pkg string // pkg "": not built here
+		into      *[]byte
+	}{
+		{StandinBinary, image.StandinPackage, &b.Standin},
+		{PauseBinary, image.PausePackage, &b.Pause},
+		{RcloneBinary, "", &b.Rclone},
+		{BusyboxBinary, "", &b.Busybox},
+	} {
+		if *f.into, err = read(f.file, f.pkg); err != nil {
+			return Binaries{}, err
+		}
 	}
-	if pause, err = read(PauseBinary, image.PausePackage); err != nil {
-		return nil, nil, err
-	}
-	return standin, pause, nil
+	return b, nil
 }
 
 // build builds pkg to a temporary file beside out and renames it to out.

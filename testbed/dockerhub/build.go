@@ -16,34 +16,48 @@ type Images struct {
 	Arch    string              // GOARCH of every image
 	Standin map[string]v1.Image // the loklak stand-in, by version ("v1", "v2")
 	Pause   v1.Image            // the pause image
+	Rclone  v1.Image            // the stand-in for rclone/rclone:1.71.0 (RcloneImage)
 }
 
-// Build makes the images of every Catalog entry from standin (a static linux build of
-// testbed/cmd/loklak-standin) and pause (of testbed/cmd/loklak-standin/pause) for arch (a GOARCH). The
-// images are reproducible: the same bytes always make the same digests.
-func Build(standin, pause []byte, arch string) (*Images, error) {
+// Binaries are the bytes the images are made of, static linux executables for one architecture.
+type Binaries struct {
+	Standin []byte // a build of testbed/cmd/loklak-standin (image.StandinPackage)
+	Pause   []byte // a build of testbed/cmd/loklak-standin/pause (image.PausePackage)
+	Rclone  []byte // rclone v1.71.0 as hack/toolchain.sh builds it
+	Busybox []byte // Debian's busybox-static /bin/busybox
+}
+
+// Build makes the images of every Catalog entry from b for arch (a GOARCH). The images are
+// reproducible: the same bytes always make the same digests.
+func Build(b Binaries, arch string) (*Images, error) {
 	im := &Images{Arch: arch, Standin: map[string]v1.Image{}}
 	for _, e := range Catalog {
-		if e.Pause || im.Standin[e.Version] != nil {
+		if e.Pause || e.Rclone || im.Standin[e.Version] != nil {
 			continue
 		}
-		img, err := image.StandinImage(standin, e.Version, arch)
+		img, err := image.StandinImage(b.Standin, e.Version, arch)
 		if err != nil {
 			return nil, fmt.Errorf("building stand-in %s: %w", e.Version, err)
 		}
 		im.Standin[e.Version] = img
 	}
 	var err error
-	if im.Pause, err = image.PauseImage(pause, arch); err != nil {
+	if im.Pause, err = image.PauseImage(b.Pause, arch); err != nil {
 		return nil, fmt.Errorf("building the pause image: %w", err)
+	}
+	if im.Rclone, err = RcloneImage(b.Rclone, b.Busybox, arch); err != nil {
+		return nil, fmt.Errorf("building %s: %w", RcloneRef, err)
 	}
 	return im, nil
 }
 
 // Image is the image e serves.
 func (im *Images) Image(e Entry) (v1.Image, error) {
-	if e.Pause {
+	switch {
+	case e.Pause:
 		return im.Pause, nil
+	case e.Rclone:
+		return im.Rclone, nil
 	}
 	img, ok := im.Standin[e.Version]
 	if !ok {
@@ -116,10 +130,9 @@ func pushOrder() []Entry {
 	return append(out, last...)
 }
 
-// Publish builds the images from the two binaries (Build) and pushes them into the registry at addr
-// (Push).
-func Publish(ctx context.Context, addr string, standin, pause []byte, arch string) (*Images, error) {
-	im, err := Build(standin, pause, arch)
+// Publish builds the images from the binaries (Build) and pushes them into the registry at addr (Push).
+func Publish(ctx context.Context, addr string, b Binaries, arch string) (*Images, error) {
+	im, err := Build(b, arch)
 	if err != nil {
 		return nil, err
 	}

@@ -30,12 +30,15 @@ type Entry struct {
 	Version string
 	// Pause says Ref serves the pause image (image.PauseImage).
 	Pause bool
+	// Rclone says Ref serves the rclone image (RcloneImage).
+	Rclone bool
 }
 
 // Catalog is every reference the stand-in serves. latest-development is what
 // Pulumi.dev.yaml, Pulumi.prod.yaml and Pulumi.local.yaml name; it is stand-in v1, so the committed
 // stacks run unchanged, and moving a stack to standin-v2 is a pull of another manifest. The
-// loklak-standin tags are the names the image archives (image.BuildAll) carry.
+// loklak-standin tags are the names the image archives (image.BuildAll) carry. RcloneRef is what the
+// archiver sidecar names by default.
 var Catalog = []Entry{
 	{Ref: ReadyRef, Version: "v1"},
 	{Ref: Repository + ":standin-v1", Version: "v1"},
@@ -43,6 +46,7 @@ var Catalog = []Entry{
 	{Ref: image.StandinRef("v1"), Version: "v1"},
 	{Ref: image.StandinRef("v2"), Version: "v2"},
 	{Ref: image.PauseRef, Pause: true},
+	{Ref: RcloneRef, Rclone: true},
 }
 
 // Path is where e is in a registry's URL space: its Docker Hub repository ("library/" added for a

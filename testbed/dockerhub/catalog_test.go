@@ -44,6 +44,12 @@ func TestEachCatalogReferencePullsBackAsBuilt(t *testing.T) {
 				}
 				return
 			}
+			if e.Rclone {
+				if !slices.Equal(c.Entrypoint, []string{"rclone"}) || c.User != "" {
+					t.Errorf("rclone config: entrypoint %q, user %q", c.Entrypoint, c.User)
+				}
+				return
+			}
 			if !slices.Equal(c.Entrypoint, []string{image.StandinBinaryPath}) {
 				t.Errorf("entrypoint %q, want %s", c.Entrypoint, image.StandinBinaryPath)
 			}
@@ -108,7 +114,9 @@ func TestDigestRefResolves(t *testing.T) {
 // asking the server; other bytes give another.
 func TestBuildIsReproducible(t *testing.T) {
 	ref := func(standin []byte) string {
-		im, err := Build(standin, fakePause, "amd64")
+		b := fakes
+		b.Standin = standin
+		im, err := Build(b, "amd64")
 		if err != nil {
 			t.Fatal(err)
 		}

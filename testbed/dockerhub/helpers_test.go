@@ -17,6 +17,9 @@ import (
 var (
 	fakeStandin = []byte("\x7fELF the stand-in's bytes")
 	fakePause   = []byte("\x7fELF the pause bytes")
+	fakeRclone  = []byte("\x7fELF rclone's bytes")
+	fakeBusybox = []byte("\x7fELF busybox's bytes")
+	fakes       = Binaries{Standin: fakeStandin, Pause: fakePause, Rclone: fakeRclone, Busybox: fakeBusybox}
 )
 
 // logWriter sends the registry's request lines to the test log.
@@ -47,7 +50,7 @@ func serve(t *testing.T) (string, *Images) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	im, err := Publish(ctx, srv.Addr(), fakeStandin, fakePause, "amd64")
+	im, err := Publish(ctx, srv.Addr(), fakes, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ func TestContainerdMirrorRequest(t *testing.T) {
 		{"loklak/loklak_server", "latest-development", im.Standin["v1"]},
 		{"loklak/loklak_server", "standin-v2", im.Standin["v2"]},
 		{"library/loklak-standin-pause", "v1", im.Pause},
+		{"rclone/rclone", "1.71.0", im.Rclone},
 	} {
 		mt, err := c.img.MediaType()
 		if err != nil {
@@ -137,7 +138,7 @@ func TestReadyRefIsPushedLast(t *testing.T) {
 		reg.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	im, err := Build(fakeStandin, fakePause, "amd64")
+	im, err := Build(fakes, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}

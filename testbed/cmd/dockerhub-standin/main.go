@@ -1,12 +1,15 @@
 // Command dockerhub-standin stands in for Docker Hub for the test node's containerd (package
 // testbed/dockerhub): an in-memory registry on a loopback address that serves the loklak stand-in images
-// under the names the committed stacks use (loklak/loklak_server:latest-development, ...) and the pause
-// image containerd's sandbox_image names (docker.io/library/loklak-standin-pause:v1).
+// under the names the committed stacks use (loklak/loklak_server:latest-development, ...), the pause
+// image containerd's sandbox_image names (docker.io/library/loklak-standin-pause:v1), and
+// rclone/rclone:1.71.0 for the archiver sidecar (rclone v1.71.0 built from its Go module, with Debian's
+// busybox-static: a stand-in for Docker Hub's Alpine image).
 //
-//	dockerhub-standin -listen 127.0.0.1:5000 -binaries /var/tmp/loklak-standin-bin
+//	dockerhub-standin -listen 127.0.0.1:5000 -binaries "$(hack/toolchain.sh --bin-dir)/images"
 //
-// It listens, builds the images from the two binaries in -binaries (building a missing one there first,
-// which needs the working directory inside this module), pushes every reference into itself, logs
+// It listens, builds the images from the binaries in -binaries (rclone and busybox must be there, as
+// hack/toolchain.sh puts them; a missing loklak-standin or pause is built there first, which needs the
+// working directory inside this module), pushes every reference into itself, logs
 // `serving N references on ADDR` on standard error, and serves, logging each request, until SIGTERM or
 // SIGINT. GET /v2/loklak/loklak_server/manifests/latest-development answers 404 until the push is done,
 // so a caller waits for 200 there. It writes nothing but the binaries. Exit status: 0 after a signal, 1
@@ -43,7 +46,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fl := flag.NewFlagSet("dockerhub-standin", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	listen := fl.String("listen", "", "loopback `host:port` to serve the registry on, e.g. 127.0.0.1:5000 (required)")
-	binaries := fl.String("binaries", "", "`directory` of the loklak-standin and pause binaries; missing ones are built there (required)")
+	binaries := fl.String("binaries", "", "`directory` of the loklak-standin, pause, rclone and busybox binaries; "+
+		"a missing loklak-standin or pause is built there (required)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -98,11 +102,11 @@ func serve(ctx context.Context, addr, binDir string, stderr io.Writer, logger *l
 		return errors.Join(srv.Shutdown(sctx), <-served)
 	}
 
-	standin, pause, err := dockerhub.Binaries(ctx, binDir, runtime.GOARCH)
+	binaries, err := dockerhub.ReadBinaries(ctx, binDir, runtime.GOARCH)
 	if err != nil {
 		return errors.Join(err, stopped())
 	}
-	if _, err := dockerhub.Publish(ctx, srv.Addr(), standin, pause, runtime.GOARCH); err != nil {
+	if _, err := dockerhub.Publish(ctx, srv.Addr(), binaries, runtime.GOARCH); err != nil {
 		return errors.Join(err, stopped())
 	}
 	requests.open.Store(true)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loklak/loklak-dumps/testbed/dockerhub"
+	"github.com/loklak/loklak-dumps/testbed/loklak/image"
 )
 
 // syncBuffer is a bytes.Buffer the command and the test can share.
@@ -76,7 +78,7 @@ func start(t *testing.T, dir string) (string, time.Duration, func() int) {
 	deadline := time.After(5 * time.Minute) // the first run builds two binaries
 	for {
 		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
-			if m[1] != "6" || len(dockerhub.Catalog) != 6 {
+			if m[1] != "7" || len(dockerhub.Catalog) != 7 {
 				t.Errorf("serving %s references; the catalog has %d", m[1], len(dockerhub.Catalog))
 			}
 			return m[2], time.Since(began), func() int {
@@ -102,14 +104,43 @@ func start(t *testing.T, dir string) (string, time.Duration, func() int) {
 	}
 }
 
-// The whole command, twice: the first run builds the binaries into an empty -binaries directory, the
-// second finds them (that start-up is what the harness waits for). Each serves the harness's probe and
-// every catalog reference, and exits 0 when its context (SIGTERM in main) ends.
+// seedRcloneAndBusybox puts into dir what hack/toolchain.sh links into its bin/images and the command
+// does not build: rclone and busybox. The registry serves any bytes, so a static build of the pause
+// program stands in for both here (ReadBinaries checks only that each is a static executable).
+func seedRcloneAndBusybox(t *testing.T, dir string) {
+	t.Helper()
+	moduleDir, err := image.ModuleDir(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := filepath.Join(t.TempDir(), "static")
+	if err := image.BuildBinary(t.Context(), moduleDir, image.PausePackage, runtime.GOARCH, static); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{dockerhub.RcloneBinary, dockerhub.BusyboxBinary} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The whole command, twice: the first run builds the stand-in and pause binaries into a -binaries
+// directory holding only rclone and busybox, the second finds them all (that start-up is what the harness
+// waits for). Each serves the harness's probe and every catalog reference, and exits 0 when its context
+// (SIGTERM in main) ends.
 func TestServesTheCatalogAndStops(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds two binaries")
+		t.Skip("builds three binaries")
 	}
 	dir := filepath.Join(t.TempDir(), "bin")
+	seedRcloneAndBusybox(t, dir)
 	for _, round := range []string{"building the binaries", "with the binaries built"} {
 		addr, took, stop := start(t, dir)
 		t.Logf("%s: serving after %s", round, took.Round(time.Millisecond))
@@ -143,7 +174,19 @@ func TestServesTheCatalogAndStops(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if !slices.Equal(names, []string{dockerhub.StandinBinary, dockerhub.PauseBinary}) {
-		t.Errorf("-binaries holds %q, want only the two binaries", names)
+	want := []string{dockerhub.BusyboxBinary, dockerhub.StandinBinary, dockerhub.PauseBinary, dockerhub.RcloneBinary}
+	if !slices.Equal(names, want) {
+		t.Errorf("-binaries holds %q, want only %q", names, want)
+	}
+}
+
+// Without rclone in -binaries the command does not start: it exits 1 and says to run hack/toolchain.sh.
+func TestWithoutRcloneExitsSayingToRunTheToolchain(t *testing.T) {
+	dir := t.TempDir()
+	var stderr syncBuffer
+	code := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-binaries", dir}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), filepath.Join(dir, dockerhub.RcloneBinary)+" is missing") ||
+		!strings.Contains(stderr.String(), "hack/toolchain.sh") {
+		t.Errorf("exit %d, said %q; want 1 and a message naming rclone and hack/toolchain.sh", code, stderr.String())
 	}
 }

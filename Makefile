@@ -38,11 +38,12 @@ docs:
 toolchain:
 	hack/toolchain.sh
 
-## e2e: the real engine and Kubernetes provider against a real kube-apiserver on loopback (kwok's nodes),
-## then the same on a real node (kubelet, containerd, the CSI stand-in; as root). -p 1: one control plane
-## at a time.
+## e2e: the archiver's rclone (the toolchain's build, and the stand-in's rclone/rclone image) against a Cloud
+## Storage emulator; the real engine and Kubernetes provider against a real kube-apiserver on loopback
+## (kwok's nodes), then the same on a real node (kubelet, containerd, the CSI stand-in; as root). -p 1: one
+## control plane at a time.
 e2e:
-	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -p 1 -timeout 50m -v ./testbed/e2e/ ./testbed/e2e/realnode/ ./testbed/e2e/localrun/
+	LOKLAK_TOOLS_BIN="$(TOOLS)" go test -tags e2e -count=1 -p 1 -timeout 50m -v ./testbed/e2e/rclone/ ./testbed/e2e/ ./testbed/e2e/realnode/ ./testbed/e2e/localrun/
 
 ## bench: program, build, preview and update timings beside their floors (prints tables; ~14 min)
 bench:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -43,9 +44,10 @@ type Emulator struct {
 
 // run is one life of the server, from a start to the next Stop: what a process would hold.
 type run struct {
-	gcs     *fakestorage.Server
-	servers []*http.Server
-	lock    *os.File // the exclusive flock on LockFile
+	gcs       *fakestorage.Server
+	servers   []*http.Server
+	listeners []net.Listener
+	lock      *os.File // the exclusive flock on LockFile
 
 	mu       sync.Mutex
 	stopped  chan struct{} // closed by Stop
@@ -55,23 +57,43 @@ type run struct {
 
 // Start serves the simulated project in gceDir (its RootDir, created if missing) on 127.0.0.1 and on
 // each of extraHosts (IP addresses of this machine, such as the one a pod reaches the host at), on a
-// free port that every address shares and that Restart keeps. It refuses while another server or an
+// free port that every address shares and that Restart keeps (chosen below the kernel's ephemeral port
+// range, so no outgoing connection takes it while the server is stopped). It refuses while another server or an
 // in-process emulator (InProcess) uses the folder.
 func Start(gceDir string, extraHosts ...string) (*Emulator, error) {
 	e := &Emulator{gceDir: gceDir, hosts: append([]string{"127.0.0.1"}, extraHosts...), heldAdded: make(chan struct{})}
-	// The port is the one the kernel gives 127.0.0.1; an extra address where that port is taken
-	// means trying another.
+	// A port taken on any of the addresses means trying another.
 	var err error
-	for range 10 {
+	for range 20 {
+		e.port = portBelowEphemeral()
 		if err = e.start(); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 			break
 		}
-		e.port = 0
 	}
 	if err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// portBelowEphemeral is a random port between 10000 and the start of the kernel's ephemeral range, or 0
+// (any free port) when that range cannot be read or starts too low. A port from below the range is
+// never handed to an outgoing connection, so none takes it while the server is stopped and Restart
+// finds it free.
+func portBelowEphemeral() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= 11000 {
+		return 0
+	}
+	return 10000 + rand.IntN(low-10000)
 }
 
 // start starts a run on e.port (a free one when 0, which then becomes e.port).
@@ -85,9 +107,8 @@ func (e *Emulator) start() error {
 		return fmt.Errorf("cloud storage server over %s: %w", root, err)
 	}
 	r := &run{lock: lock, stopped: make(chan struct{})}
-	var listeners []net.Listener
 	fail := func(err error) error {
-		for _, l := range listeners {
+		for _, l := range r.listeners {
 			_ = l.Close() // the first error is the one to report
 		}
 		_ = lock.Close()
@@ -98,7 +119,7 @@ func (e *Emulator) start() error {
 		if err != nil {
 			return fail(err)
 		}
-		listeners = append(listeners, l)
+		r.listeners = append(r.listeners, l)
 		if e.port == 0 {
 			e.port = l.Addr().(*net.TCPAddr).Port
 		}
@@ -108,7 +129,7 @@ func (e *Emulator) start() error {
 	if r.gcs, err = fakestorage.NewServerWithOptions(opts); err != nil {
 		return fail(err)
 	}
-	for _, l := range listeners {
+	for _, l := range r.listeners {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { e.serve(r, w, req) }),
 			ReadHeaderTimeout: time.Minute}
 		r.servers = append(r.servers, srv)
@@ -150,8 +171,15 @@ func (e *Emulator) Stop() error {
 	close(r.stopped)
 	r.mu.Unlock()
 	var errs []error
-	for _, srv := range r.servers {
-		errs = append(errs, srv.Close()) // closes the listener and every connection, active ones too
+	for i, srv := range r.servers {
+		// Close closes every connection, active ones too, and the listener if Serve has got as far as
+		// taking it; the listener is closed here too, as Serve may not have started yet, and its port
+		// must be free for Restart when Stop returns.
+		for _, err := range []error{srv.Close(), r.listeners[i].Close()} {
+			if !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
 	}
 	// A handler cut off mid-request fails on its connection at once; a held one sees stopped.
 	r.handlers.Wait()

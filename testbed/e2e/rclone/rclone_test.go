@@ -101,12 +101,15 @@ func (e *emulator) endpoint() string { return e.url + "/storage/v1/" }
 // objects lists the bucket's objects under prefix by name.
 func (e *emulator) objects(t *testing.T) map[string]fakestorage.ObjectAttrs {
 	t.Helper()
-	attrs, _, err := e.ListObjects(bucket, prefix+"/", "", false)
+	resp, err := e.ListObjectsWithOptionsPaginated(bucket, fakestorage.ListOptions{Prefix: prefix + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.NextPageToken != "" {
+		t.Fatalf("listing gs://%s/%s/ has more than one page", bucket, prefix)
+	}
 	out := map[string]fakestorage.ObjectAttrs{}
-	for _, a := range attrs {
+	for _, a := range resp.Objects {
 		out[a.Name] = a
 	}
 	return out
@@ -329,17 +332,15 @@ func proxy(t *testing.T, target string, lie bool) (string, func() []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := httputil.NewSingleHostReverseProxy(u)
-	director := p.Director
-	p.Director = func(r *http.Request) {
-		director(r)
-		r.Header.Del("Accept-Encoding") // a plain JSON answer to rewrite
-		if q := r.URL.Query(); strings.HasPrefix(r.URL.Path, "/upload/storage/v1/") && !q.Has("upload_id") {
+	p := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Header.Del("Accept-Encoding") // a plain JSON answer to rewrite
+		if q := r.Out.URL.Query(); strings.HasPrefix(r.Out.URL.Path, "/upload/storage/v1/") && !q.Has("upload_id") {
 			mu.Lock()
 			uploads = append(uploads, q.Get("uploadType"))
 			mu.Unlock()
 		}
-	}
+	}}
 	p.ModifyResponse = func(resp *http.Response) error {
 		if !lie || !strings.HasPrefix(resp.Request.URL.Path, "/upload/") || resp.StatusCode != http.StatusOK {
 			return nil

@@ -225,9 +225,12 @@ func TestArchiverOffKeepsTheBucket(t *testing.T) {
 			t.Errorf("%d %s with the archiver off", n, typ)
 		}
 	}
-	if inits := rec.One(t, tDeployment).Get("spec.template.spec.initContainers"); inits != nil {
+	dep := rec.One(t, tDeployment)
+	if inits := dep.Get("spec.template.spec.initContainers"); inits != nil {
 		t.Errorf("init containers %v with the archiver off", inits)
 	}
+	// Named, not omitted: the API server would keep the archiver's service account (deprecated alias).
+	want(t, "pod's service account", dep.String("spec.template.spec.serviceAccountName"), "default")
 	want(t, "dumpArchiveUrl still exported", rec.Outputs["dumpArchiveUrl"], any("gs://loklak-dev-dumps"))
 }
 

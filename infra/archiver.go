@@ -81,7 +81,8 @@ func archiverEnv(bucket pulumi.StringOutput, cfg ArchiveConfig) corev1.EnvVarArr
 		&corev1.EnvVarArgs{Name: pulumi.String("ARCHIVE_DESTINATION"), Value: pulumi.Sprintf("%s:%s/%s", archiveRemote, bucket, ArchivePrefix)},
 		envVar("ARCHIVE_MIN_AGE", strconv.Itoa(cfg.MinAgeMinutes)+"m"),
 		envVar("ARCHIVE_INTERVAL", strconv.Itoa(cfg.IntervalSeconds)),
-		envVar("RCLONE_CONFIG", archiverTmp+"/rclone.conf"),
+		// No config file: rclone takes os.DevNull as an empty in-memory config (fs/config SetConfigPath).
+		envVar("RCLONE_CONFIG", "/dev/null"),
 		envVar("RCLONE_CONFIG_ARCHIVE_TYPE", "google cloud storage"),
 		envVar("RCLONE_CONFIG_ARCHIVE_BUCKET_POLICY_ONLY", "true"),
 		envVar("RCLONE_CONFIG_ARCHIVE_NO_CHECK_BUCKET", "true"),

@@ -68,7 +68,12 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
 	}}
 	var sidecars corev1.ContainerArray
-	var serviceAccountName pulumi.StringPtrInput
+	// Named even when it is the namespace's default: a field the program stops sending is not enough.
+	// The API server keeps the deprecated spec.serviceAccount (an alias it fills in) and copies it back
+	// into an empty serviceAccountName, so turning the archiver off would start pods under the archiver's
+	// service account, which the same update deletes: "error looking up service account" (seen on the
+	// real node).
+	var serviceAccountName pulumi.StringPtrInput = pulumi.String("default")
 	if args.Archiver != nil {
 		ksa, err := newArchiverServiceAccount(ctx, args.Namespace, labels, args.ArchiverAccountEmail, parent)
 		if err != nil {

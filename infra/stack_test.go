@@ -499,7 +499,10 @@ func TestClusterConnectionReachesTheProvider(t *testing.T) {
 func TestLogicalNamesDoNotFollowConfig(t *testing.T) {
 	names := func(rec *recorder.Recorder) map[string]string {
 		out := map[string]string{}
-		for _, r := range rec.Resources() {
+		resources := rec.Resources()
+		// Registration order is not part of a name (two IAM members register concurrently).
+		slices.SortFunc(resources, func(a, b recorder.Resource) int { return strings.Compare(a.Name, b.Name) })
+		for _, r := range resources {
 			out[r.Type] += r.Name + " "
 		}
 		return out

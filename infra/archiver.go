@@ -27,7 +27,9 @@ import (
 //     over; the filter takes only .txt.gz files unmodified for archiveMinAgeMinutes (a file loklak is
 //     still gzipping keeps changing).
 //   - a failed round (Cloud Storage unreachable, the container restarted mid-upload) leaves the local
-//     files where they are; the next round, archiveIntervalSeconds later, copies what is missing.
+//     files where they are; the next round, archiveIntervalSeconds later, copies what is missing. The
+//     loop is the retry (--retries 1): a round fails fast and says so, and rclone's own low-level retries
+//     (10 per request, with backoff) ride out a single failed request.
 
 const (
 	archiverName = "archiver"
@@ -60,15 +62,22 @@ func archiverVerb(cfg ArchiveConfig) string {
 func archiverScript(cfg ArchiveConfig) string {
 	return fmt.Sprintf(`set -u
 while :; do
-  echo "archive round: rclone %[1]s closed dumps from $ARCHIVE_SOURCE to $ARCHIVE_DESTINATION"
-  if rclone %[1]s "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --min-age "$ARCHIVE_MIN_AGE" --immutable --checksum --retries 3 --low-level-retries 10 --stats-one-line -v; then
+  echo "archive round: rclone %s closed dumps from $ARCHIVE_SOURCE to $ARCHIVE_DESTINATION"
+  if %s; then
     echo "archive round done"
   else
     echo "archive round FAILED with exit status $?: no local file was removed unless the bucket holds it; next round in ${ARCHIVE_INTERVAL}s"
   fi
   sleep "$ARCHIVE_INTERVAL"
 done
-`, archiverVerb(cfg))
+`, archiverVerb(cfg), ArchiverRound(cfg))
+}
+
+// ArchiverRound is one round of the archiver, the shell command its loop runs: rclone with its verb and
+// flags, reading ARCHIVE_SOURCE, ARCHIVE_DESTINATION and ARCHIVE_MIN_AGE from the environment
+// (archiverEnv). Exported for the tests that run it against a Cloud Storage emulator.
+func ArchiverRound(cfg ArchiveConfig) string {
+	return `rclone ` + archiverVerb(cfg) + ` "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --min-age "$ARCHIVE_MIN_AGE" --immutable --checksum --retries 1 --stats-one-line -v`
 }
 
 // archiverEnv configures rclone's remote from the environment (no config file): Cloud Storage with

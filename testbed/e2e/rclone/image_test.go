@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"github.com/loklak/loklak-dumps/infra"
 	"io"
 	"os"
 	"os/exec"
@@ -132,12 +133,13 @@ func TestTheImageRunsTheArchiverLoop(t *testing.T) {
 		"ARCHIVE_MIN_AGE=1m",
 		"ARCHIVE_INTERVAL=1",
 	)
-	const script = `set -u
+	// The sidecar's loop, stopped after two rounds; each round is the product's own command.
+	script := `set -u
 echo "rclone is $(command -v rclone); $(rclone version | while read -r line; do echo "$line"; break; done)"
 n=0
 while :; do
   echo "archive round $n at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  if rclone copy "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --min-age "$ARCHIVE_MIN_AGE" --immutable --checksum --retries 3 --low-level-retries 10 --stats-one-line -v; then
+  if ` + infra.ArchiverRound(infra.ArchiveConfig{}) + `; then
     echo "archive round done"
   else
     echo "archive round FAILED with exit status $?"

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/loklak/loklak-dumps/infra"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -62,11 +63,11 @@ const (
 	prefix = "dump/own"
 )
 
-// archiverFlags are the flags infra/archiver.go's script gives rclone every round (the include filter
-// anchored at the source's root, as there).
+// archiverFlags are the flags infra.ArchiverRound gives rclone every round (the include filter anchored
+// at the source's root, as there); TestArchiverFlagsAreTheProducts holds them to it.
 var archiverFlags = []string{
 	"--include", "/messages_*.txt.gz", "--min-age", "1m", "--immutable", "--checksum",
-	"--retries", "3", "--low-level-retries", "10", "--stats-one-line", "-v",
+	"--retries", "1", "--stats-one-line", "-v",
 }
 
 // emulator is fake-gcs-server's fakestorage on a loopback HTTP listener, its objects in a directory
@@ -439,5 +440,29 @@ func TestVersion(t *testing.T) {
 	}
 	if !slices.Contains(strings.Split(string(pins), "\n"), "rclone "+dockerhub.RcloneVersion) {
 		t.Errorf("hack/toolchain.sh pins %q, want rclone %s", pins, dockerhub.RcloneVersion)
+	}
+}
+
+// The flags these tests give rclone are the product's: each appears in infra.ArchiverRound.
+func TestArchiverFlagsAreTheProducts(t *testing.T) {
+	round := infra.ArchiverRound(infra.ArchiveConfig{})
+	for i := 0; i < len(archiverFlags); i++ {
+		flag := archiverFlags[i]
+		if strings.HasPrefix(flag, "--") && i+1 < len(archiverFlags) && !strings.HasPrefix(archiverFlags[i+1], "-") {
+			value := archiverFlags[i+1]
+			if flag == "--min-age" {
+				value = `"$ARCHIVE_MIN_AGE"` // the product reads it from the environment
+			} else if flag == "--include" {
+				value = "'" + value + "'"
+			}
+			if !strings.Contains(round, flag+" "+value) {
+				t.Errorf("%s %s is not in the product's round: %s", flag, archiverFlags[i+1], round)
+			}
+			i++
+			continue
+		}
+		if !strings.Contains(round, flag) {
+			t.Errorf("%s is not in the product's round: %s", flag, round)
+		}
 	}
 }

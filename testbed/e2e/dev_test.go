@@ -279,6 +279,24 @@ func wantCalls(t *testing.T, gce *gcp.Compute, since int, want []string) {
 	}
 }
 
+// wantCallsUnder is wantCalls for the calls whose path starts with prefix ("projects/": Compute Engine's).
+func wantCallsUnder(t *testing.T, gce *gcp.Compute, since int, prefix string, want []string) {
+	t.Helper()
+	calls, err := gce.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range calls[since:] {
+		if c.Method != "GET" && strings.HasPrefix(c.Path, prefix) {
+			got = append(got, c.Method+" "+c.Path)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("API calls under %s = %q, want %q", prefix, got, want)
+	}
+}
+
 func setConfig(t *testing.T, stack auto.Stack, key, value string) {
 	t.Helper()
 	if err := stack.SetConfig(context.Background(), key, auto.ConfigValue{Value: value}); err != nil {

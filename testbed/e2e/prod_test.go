@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,10 +118,22 @@ func TestProdMigrationRunbook(t *testing.T) {
 			want(t, "disk size", disk.SizeGB, 100)
 			policy := "projects/loklak-server/regions/us-central1/resourcePolicies/data-dump-disk-snapshots"
 			wantDeep(t, "policies on the disk", disk.ResourcePolicies, []string{gcp.APIBase + policy})
-			wantCalls(t, gce, calls, []string{
+			wantCallsUnder(t, gce, calls, "projects/", []string{
 				"POST projects/loklak-server/regions/us-central1/resourcePolicies",
 				"POST " + prodHandle + "/addResourcePolicies",
 			})
+			// Prod's archive: a new bucket, the archiver's two roles on it and nothing else.
+			wantCallsUnder(t, gce, calls, "storage/v1/b?", []string{"POST storage/v1/b?project=loklak-server"})
+			grants, err := gce.GetBucketIAMPolicy("loklak-server-dumps")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var roles []string
+			for _, b := range grants.Bindings {
+				roles = append(roles, b.Role)
+			}
+			slices.Sort(roles)
+			wantDeep(t, "roles on prod's archive bucket", roles, []string{"roles/storage.objectCreator", "roles/storage.objectViewer"})
 			want(t, "disk protected in the state", protectedInState(t, stack, "gcp:compute/disk:Disk"), true)
 		},
 		"kubectl -n web get pvc dump -o jsonpath='{.spec.volumeName} {.status.phase}'": kubectlPrints("web-dump Bound"),

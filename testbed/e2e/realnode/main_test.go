@@ -15,10 +15,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/loklak/loklak-dumps/testbed/gcs"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/loklak/loklak-dumps/testbed/toolchain"
@@ -35,6 +37,10 @@ var (
 	// gceDir is the simulated Compute Engine project: the GCP stand-in (through every test's driver) and
 	// the node's CSI plugin work on the same one, as a stack and GKE's node work on one project.
 	gceDir string
+	// cloudStorage is the project's Cloud Storage, served on loopback (the GCP stand-in's buckets) and on the
+	// node's IP (what a pod reaches, as pods reach storage.googleapis.com): nodeIP.
+	cloudStorage *gcs.Emulator
+	nodeIP       string
 )
 
 // TestMain starts one control plane with a real node for the package and stops it on success, failure
@@ -65,6 +71,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("realnode: control plane and real node ready in %.1f s at %s\n", time.Since(start).Seconds(), cp.Server)
+	if cloudStorage, err = startStorage(); err != nil {
+		fmt.Fprintln(os.Stderr, "realnode: cloud storage:", err)
+		_ = cp.Stop()
+		return 1
+	}
+	defer func() { _ = cloudStorage.Stop() }()
 	interrupted := make(chan os.Signal, 1)
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -98,5 +110,17 @@ func repoDir(t *testing.T) string {
 
 func newDriver(t *testing.T) harness.Driver {
 	return harness.Driver{Tools: tools, RepoDir: repoDir(t), StateDir: t.TempDir(), Passphrase: "e2e-passphrase",
-		AmbientKubeconfig: cp.Kubeconfig, GCEDir: gceDir}
+		AmbientKubeconfig: cp.Kubeconfig, GCEDir: gceDir, StorageEmulatorURL: cloudStorage.URL()}
+}
+
+// startStorage serves the simulated project's Cloud Storage on loopback and on the real node's IP.
+func startStorage() (*gcs.Emulator, error) {
+	out, err := cp.Kubectl(context.Background(), "get", "node", gke.RealNodeName, "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	if err != nil {
+		return nil, err
+	}
+	if nodeIP = strings.TrimSpace(string(out)); nodeIP == "" {
+		return nil, fmt.Errorf("node %s has no InternalIP", gke.RealNodeName)
+	}
+	return gcs.Start(gceDir, nodeIP)
 }

@@ -28,7 +28,7 @@ func TestRollingUpdateToAnotherNodeHitsMultiAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ns = "loklak-multi-attach"
-	for key, value := range map[string]string{"namespace": ns, "diskName": "loklak-multi-attach"} {
+	for key, value := range map[string]string{"namespace": ns, "diskName": "loklak-multi-attach", "archiveBucket": "loklak-multi-attach-dumps"} {
 		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
 			t.Fatal(err)
 		}

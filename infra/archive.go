@@ -68,8 +68,9 @@ func NewDumpArchive(ctx *pulumi.Context, name string, args DumpArchiveArgs, opts
 		UniformBucketLevelAccess: pulumi.Bool(true),
 		PublicAccessPrevention:   pulumi.String(cfg.PublicAccessPrevention),
 		// An overwritten or deleted object stays as a noncurrent version; the archiver can do neither,
-		// but a person with more rights can.
-		Versioning: &storage.BucketVersioningArgs{Enabled: pulumi.Bool(true)},
+		// but a person with more rights can. Off with a retention policy, which protects objects instead:
+		// Cloud Storage refuses the two together (cloud.google.com/storage/docs/bucket-lock).
+		Versioning: &storage.BucketVersioningArgs{Enabled: pulumi.Bool(cfg.RetentionDays == 0)},
 		// Stated, never left to the project's default: dropping the block keeps whatever the bucket has
 		// (gcs rules §5.2), and 0 is the only way to turn it off.
 		SoftDeletePolicy: &storage.BucketSoftDeletePolicyArgs{RetentionDurationSeconds: pulumi.Int(cfg.SoftDeleteDays * 86400)},
@@ -109,24 +110,32 @@ func NewDumpArchive(ctx *pulumi.Context, name string, args DumpArchiveArgs, opts
 		if err != nil {
 			return nil, err
 		}
+		var grants []any
 		for _, role := range archiverBucketRoles {
-			if _, err := storage.NewBucketIAMMember(ctx, "archiver-"+role[len("roles/storage."):], &storage.BucketIAMMemberArgs{
+			grant, err := storage.NewBucketIAMMember(ctx, "archiver-"+role[len("roles/storage."):], &storage.BucketIAMMemberArgs{
 				Bucket: bucket.Name, Role: pulumi.String(role), Member: account.Member,
-			}, memberOpts...); err != nil {
+			}, memberOpts...)
+			if err != nil {
 				return nil, err
 			}
+			grants = append(grants, grant.Etag)
 		}
 		// Workload Identity: loklak's Kubernetes service account may act as the archiver's account. The
 		// account's name (projects/P/serviceAccounts/EMAIL), never its bare email, which Check refuses
 		// (gcs rules §4). The workload pool exists once the cluster has Workload Identity on.
-		if _, err := serviceaccount.NewIAMMember(ctx, "archiver-workload-identity", &serviceaccount.IAMMemberArgs{
+		workloadIdentity, err := serviceaccount.NewIAMMember(ctx, "archiver-workload-identity", &serviceaccount.IAMMemberArgs{
 			ServiceAccountId: account.Name,
 			Role:             pulumi.String("roles/iam.workloadIdentityUser"),
 			Member:           pulumi.String(WorkloadIdentityMember(args.Project, args.Namespace, args.KubernetesServiceAccount)),
-		}, memberOpts...); err != nil {
+		}, memberOpts...)
+		if err != nil {
 			return nil, err
 		}
-		a.AccountEmail = account.Email
+		// The email once every grant exists: the Kubernetes service account and loklak's pod take it, so
+		// a grant that fails (a cluster without Workload Identity: "Identity Pool does not exist") stops
+		// the update before the pod restarts with an archiver that could not work.
+		a.AccountEmail = pulumi.All(append([]any{account.Email, workloadIdentity.Etag}, grants...)...).ApplyT(
+			func(v []any) string { return v[0].(string) }).(pulumi.StringOutput)
 	}
 	return a, ctx.RegisterResourceOutputs(a, pulumi.Map{
 		"url": a.URL, "publicUrl": a.PublicURL, "accountEmail": a.AccountEmail,

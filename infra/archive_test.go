@@ -107,6 +107,7 @@ func TestArchiveOptions(t *testing.T) {
 	want(t, "rule age", rule.Get("condition.age"), any(float64(30)))
 	want(t, "retention period", b.Get("retentionPolicy.retentionPeriod"), any(float64(365*86400)))
 	want(t, "retention never locked", b.Get("retentionPolicy.isLocked"), any(false))
+	want(t, "no versioning with a retention policy (Cloud Storage refuses both)", b.Get("versioning.enabled"), any(false))
 	want(t, "publicAccessPrevention", b.String("publicAccessPrevention"), "inherited")
 	var public []recorder.Resource
 	for _, m := range rec.OfType(tBucketIAM) {
@@ -162,17 +163,22 @@ func TestArchiverGrantsAreLeastPrivilegeAndDeleteBeforeReplace(t *testing.T) {
 // The sidecar copies (never syncs), only closed files, verifies by checksum, never overwrites, and runs
 // with loklak's least privilege.
 func TestArchiverSidecar(t *testing.T) {
-	for _, tc := range []struct{ prune, verb string }{{"false", "copy"}, {"true", "move"}} {
-		rec := mustRun(t, "dev", withArchive(map[string]string{"archivePrune": tc.prune, "archiveEndpoint": ""}))
+	for _, tc := range []struct{ prune string }{{"0"}, {"7"}} {
+		rec := mustRun(t, "dev", withArchive(map[string]string{"archivePruneAfterDays": tc.prune, "archiveEndpoint": ""}))
 		c := archiver(t, rec)
 		r := recorder.Resource{Inputs: c}
 		want(t, "restartPolicy (a native sidecar)", r.String("restartPolicy"), "Always")
 		want(t, "image", r.String("image"), "rclone/rclone:1.71.0")
 		script := r.String("command.2")
-		for _, must := range []string{"rclone " + tc.verb + " ", "--include '/messages_*.txt.gz'", "--min-age", "--immutable", "--checksum"} {
+		for _, must := range []string{"rclone copy ", "--include '/messages_*.txt.gz'", `--min-age "$ARCHIVE_MIN_AGE" --ignore-existing`, "--immutable", "trap "} {
 			if !strings.Contains(script, must) {
 				t.Errorf("prune=%s: the archiver's script lacks %q:\n%s", tc.prune, must, script)
 			}
+		}
+		// Pruning: a move of the older files, compared by MD5, and only after the copy succeeded.
+		prune := ` && rclone move "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --immutable --retries 1 --stats-one-line -v --min-age "$ARCHIVE_PRUNE_AGE" --checksum`
+		if got := strings.Contains(script, prune); got != (tc.prune != "0") {
+			t.Errorf("prune=%s: the script moves (%s) %v:\n%s", tc.prune, prune, got, script)
 		}
 		for _, never := range []string{"sync", "delete", "purge", "rm ", "--ignore-checksum", "--size-only"} {
 			if strings.Contains(script, never) {
@@ -183,6 +189,7 @@ func TestArchiverSidecar(t *testing.T) {
 		want(t, "destination", env["ARCHIVE_DESTINATION"], "archive:loklak-dev-dumps/"+infra.ArchivePrefix)
 		want(t, "source", env["ARCHIVE_SOURCE"], infra.DataPath+"/dump/own")
 		want(t, "min age", env["ARCHIVE_MIN_AGE"], "60m")
+		want(t, "prune age", env["ARCHIVE_PRUNE_AGE"], tc.prune+"d")
 		want(t, "credentials (Workload Identity)", env["RCLONE_CONFIG_ARCHIVE_ENV_AUTH"], "true")
 		want(t, "no object ACLs", env["RCLONE_CONFIG_ARCHIVE_BUCKET_POLICY_ONLY"], "true")
 		if _, ok := env["RCLONE_CONFIG_ARCHIVE_ENDPOINT"]; ok {
@@ -246,4 +253,14 @@ func TestCommittedStacksArchive(t *testing.T) {
 	if len(rules) != 1 || recorder.Lookup(rules[0].(map[string]any), "action.storageClass") != "COLDLINE" {
 		t.Errorf("prod lifecycle rules = %v, want COLDLINE after 30 days", rules)
 	}
+}
+
+// The pod restarts with the archiver only once its grants exist: the Kubernetes service account takes the
+// account's email through every IAM member's output.
+func TestArchiverWaitsForItsGrants(t *testing.T) {
+	rec := mustRun(t, "dev", archiving)
+	ksa := rec.One(t, tServiceAccount)
+	wantDependsOn(t, ksa, tAccountIAM, "archiver-workload-identity")
+	wantDependsOn(t, ksa, tBucketIAM, "archiver-objectCreator")
+	wantDependsOn(t, ksa, tBucketIAM, "archiver-objectViewer")
 }

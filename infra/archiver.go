@@ -15,8 +15,9 @@ import (
 // ReadWriteOnce claim; it starts before loklak and stops after it.
 //
 // rclone does the copying and the verifying (github.com/rclone/rclone v1.71.0):
-//   - `rclone copy` (or `rclone move` with archivePrune) never deletes anything at the destination; a
-//     `sync` would delete objects whose local file was pruned, so it is never used.
+//   - `rclone copy` (and `rclone move` of the files older than archivePruneAfterDays) never deletes
+//     anything at the destination; a `sync` would delete objects whose local file was pruned, so it is
+//     never used.
 //   - --immutable: an object that exists with other bytes is an error, never overwritten (the archiver's
 //     roles could not overwrite one anyway); one that exists with the same bytes is skipped, so copying a
 //     file twice is not an error.
@@ -47,37 +48,48 @@ type ArchiverArgs struct {
 	Config     ArchiveConfig
 }
 
-// archiverVerb is rclone's command: copy keeps the local files, move removes each once it is verified
-// in the bucket. Never sync (it deletes at the destination).
-func archiverVerb(cfg ArchiveConfig) string {
-	if cfg.Prune {
-		return "move"
-	}
-	return "copy"
-}
-
-// archiverScript is the archiver's loop: one rclone round, a line saying how it went, a pause. A person
-// reads the log: rclone's -v lines name each file copied (and, with move, deleted), its stats line
-// counts what was transferred and checked, and a failed round says that nothing was removed.
+// archiverScript is the archiver's loop: one round, a line saying how it went, a pause. A person reads
+// the log: rclone's -v lines name each file copied (and, when pruning, deleted), its stats line counts
+// what was transferred and checked, and a failed round says that nothing unverified was removed.
+//
+// The shell is the container's PID 1, which ignores SIGTERM unless it traps it: the round and the pause
+// run in the background and the loop waits for them, so a stop ends it at once instead of after the
+// kubelet's 30 s grace period. An upload cut that way leaves no object, and no local file is removed.
 func archiverScript(cfg ArchiveConfig) string {
 	return fmt.Sprintf(`set -u
+trap 'echo "archiver: stopping"; exit 0' TERM INT
 while :; do
-  echo "archive round: rclone %s closed dumps from $ARCHIVE_SOURCE to $ARCHIVE_DESTINATION"
-  if %s; then
+  echo "archive round: closed dumps from $ARCHIVE_SOURCE to $ARCHIVE_DESTINATION"
+  ( %s ) &
+  if wait $!; then
     echo "archive round done"
   else
-    echo "archive round FAILED with exit status $?: no local file was removed unless the bucket holds it; next round in ${ARCHIVE_INTERVAL}s"
+    echo "archive round FAILED with exit status $?: no local file was removed unless the bucket holds it with the same MD5; next round in ${ARCHIVE_INTERVAL}s"
   fi
-  sleep "$ARCHIVE_INTERVAL"
+  sleep "$ARCHIVE_INTERVAL" &
+  wait $!
 done
-`, archiverVerb(cfg), ArchiverRound(cfg))
+`, ArchiverRound(cfg))
 }
 
-// ArchiverRound is one round of the archiver, the shell command its loop runs: rclone with its verb and
-// flags, reading ARCHIVE_SOURCE, ARCHIVE_DESTINATION and ARCHIVE_MIN_AGE from the environment
-// (archiverEnv). Exported for the tests that run it against a Cloud Storage emulator.
+// ArchiverRound is one round of the archiver, the shell command its loop runs, reading ARCHIVE_SOURCE,
+// ARCHIVE_DESTINATION, ARCHIVE_MIN_AGE and ARCHIVE_PRUNE_AGE from the environment (archiverEnv).
+// Exported for the tests that run it against a Cloud Storage emulator.
+//
+//   - rclone copy --ignore-existing: closed files at least ARCHIVE_MIN_AGE old that the bucket does not
+//     have yet; a file already archived is neither read again every round (prod's disk holds 100 GiB of
+//     them) nor compared (a file whose modification time changed, with the same bytes, would otherwise
+//     fail every round under --immutable). Each upload is checked against the MD5 Cloud Storage reports.
+//   - then, when pruning and only if the copy succeeded, rclone move of the files at least
+//     ARCHIVE_PRUNE_AGE old: each is compared by MD5 (--checksum) with its object and removed from the
+//     disk only when they match (uploaded first if it is missing).
 func ArchiverRound(cfg ArchiveConfig) string {
-	return `rclone ` + archiverVerb(cfg) + ` "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --min-age "$ARCHIVE_MIN_AGE" --immutable --checksum --retries 1 --stats-one-line -v`
+	const filter = ` "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --immutable --retries 1 --stats-one-line -v`
+	round := `rclone copy` + filter + ` --min-age "$ARCHIVE_MIN_AGE" --ignore-existing`
+	if cfg.Prunes() {
+		round += ` && rclone move` + filter + ` --min-age "$ARCHIVE_PRUNE_AGE" --checksum`
+	}
+	return round
 }
 
 // archiverEnv configures rclone's remote from the environment (no config file): Cloud Storage with
@@ -90,6 +102,7 @@ func archiverEnv(bucket pulumi.StringOutput, cfg ArchiveConfig) corev1.EnvVarArr
 		&corev1.EnvVarArgs{Name: pulumi.String("ARCHIVE_DESTINATION"), Value: pulumi.Sprintf("%s:%s/%s", archiveRemote, bucket, ArchivePrefix)},
 		envVar("ARCHIVE_MIN_AGE", strconv.Itoa(cfg.MinAgeMinutes)+"m"),
 		envVar("ARCHIVE_INTERVAL", strconv.Itoa(cfg.IntervalSeconds)),
+		envVar("ARCHIVE_PRUNE_AGE", strconv.Itoa(cfg.PruneAfterDays)+"d"),
 		// No config file: rclone takes os.DevNull as an empty in-memory config (fs/config SetConfigPath).
 		envVar("RCLONE_CONFIG", "/dev/null"),
 		envVar("RCLONE_CONFIG_ARCHIVE_TYPE", "google cloud storage"),

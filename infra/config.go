@@ -72,8 +72,9 @@ type ArchiveConfig struct {
 	MinAgeMinutes int
 	// IntervalSeconds is the pause between two rounds of the archiver (and so its retry delay).
 	IntervalSeconds int
-	// Prune removes a local file once the bucket holds an object with the same MD5 (rclone move).
-	Prune bool
+	// PruneAfterDays removes a closed dump file from the disk once it is that many days old and the
+	// bucket holds it with the same MD5 (rclone move); 0 keeps every file on the disk.
+	PruneAfterDays int
 	// ColdStorageClass is the class objects move to ColdAfterDays after their creation; 0 days: never.
 	ColdStorageClass string
 	ColdAfterDays    int
@@ -94,6 +95,9 @@ type ArchiveConfig struct {
 
 // Enabled reports whether the stack declares the archive bucket.
 func (a ArchiveConfig) Enabled() bool { return a.Bucket != "" }
+
+// Prunes reports whether the archiver removes archived files from the disk.
+func (a ArchiveConfig) Prunes() bool { return a.Copying() && a.PruneAfterDays > 0 }
 
 // Copying reports whether the archiver sidecar runs (and with it its account and grants).
 func (a ArchiveConfig) Copying() bool { return a.Enabled() && a.ArchiverEnabled }
@@ -294,7 +298,7 @@ var Keys = map[string]string{
 	"archiverImage":                 "string",
 	"archiveMinAgeMinutes":          "integer",
 	"archiveIntervalSeconds":        "integer",
-	"archivePrune":                  "boolean",
+	"archivePruneAfterDays":         "integer",
 	"archiveColdStorageClass":       "string",
 	"archiveColdAfterDays":          "integer",
 	"archiveRetentionDays":          "integer",

@@ -80,14 +80,12 @@ var (
 	// snapshotPattern is a snapshot's name, or its path as the Compute API spells it.
 	snapshotPattern = regexp.MustCompile(`^(?:projects/(([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9])/global/snapshots/)?([a-z]([-a-z0-9]{0,61}[a-z0-9])?)$`)
 	// channelPattern is a notification channel's resource name, as alertPolicies.notificationChannels takes it.
-	channelPattern = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
-	// gcsLocationPattern is a Cloud Storage multi- or dual-region (US, EU, ASIA, NAM4, EUR4, ...); a
-	// region is regionPattern.
-	gcsLocationPattern = regexp.MustCompile(`^(?i:[a-z]+[0-9]*)$`)
-	storageClasses     = []string{"NEARLINE", "COLDLINE", "ARCHIVE"}
-	publicAccessModes  = []string{"enforced", "inherited"}
-	// endpointPattern is an http(s) URL of a Cloud Storage JSON API endpoint, ending with a slash.
-	endpointPattern = regexp.MustCompile(`^https?://[^\s/]+/(\S*/)?$`)
+	channelPattern    = regexp.MustCompile(`^projects/([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$`)
+	storageClasses    = []string{"NEARLINE", "COLDLINE", "ARCHIVE"}
+	publicAccessModes = []string{"enforced", "inherited"}
+	// endpointPattern is an http(s) URL of a Cloud Storage JSON API endpoint: rclone's backend resolves
+	// b/BUCKET/o against it, so it ends in /storage/v1/ (testbed/e2e/rclone TestEndpointForms).
+	endpointPattern = regexp.MustCompile(`^https?://[^\s/]+/(\S*/)?storage/v1/$`)
 	hourPattern     = regexp.MustCompile(`^([01][0-9]|2[0-3]):00$`)
 	heapPattern     = regexp.MustCompile(`^([1-9][0-9]*)([kKmMgG])$`)
 	// A container image reference: [registry[:port]/]path[:tag][@sha256:digest].

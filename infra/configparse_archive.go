@@ -2,6 +2,7 @@ package infra
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,53 +17,57 @@ const (
 	minSoftDeleteDays, maxSoftDeleteDays = 7, 90
 )
 
-// archive reads the archive keys. With archiveBucket empty only archivePrune and archivePublic are
-// checked (both need a bucket); the rest keep their defaults and declare nothing.
+// archive reads the archive keys. They are checked whether or not archiveBucket is set, so a bad value
+// never waits in the stack file for the day the archive is turned on.
 func (p *parser) archive(region string) ArchiveConfig {
 	a := ArchiveConfig{Bucket: p.optional("archiveBucket")}
-	prune, public := p.boolean("archivePrune"), p.boolean("archivePublic")
 	a.ArchiverEnabled = p.boolean("archiverEnabled")
-	if !a.Enabled() {
-		if prune {
-			p.fail("archivePrune", "true", "must be false without an archive (archiveBucket is empty): a dump leaves the disk only once a bucket holds it")
+	if a.Bucket != "" {
+		if why := gcsBucketNameProblem(a.Bucket); why != "" {
+			p.fail("archiveBucket", a.Bucket, "must be a Cloud Storage bucket name: "+why+" (https://cloud.google.com/storage/docs/buckets#naming); empty declares no archive")
 		}
-		if public {
-			p.fail("archivePublic", "true", "must be false without an archive (archiveBucket is empty)")
-		}
-		return ArchiveConfig{}
 	}
-	if why := gcsBucketNameProblem(a.Bucket); why != "" {
-		p.fail("archiveBucket", a.Bucket, "must be a Cloud Storage bucket name: "+why+" (https://cloud.google.com/storage/docs/buckets#naming); empty declares no archive")
-		a.Bucket = ""
-	}
-	a.Location = p.optional("archiveLocation")
-	switch {
+	switch a.Location = p.optional("archiveLocation"); {
 	case a.Location == "":
 		a.Location = region
-	case !regionPattern.MatchString(a.Location) && !gcsLocationPattern.MatchString(a.Location):
-		p.fail("archiveLocation", a.Location, "must be a Cloud Storage location: a region such as us-central1, a multi-region (US, EU, ASIA) or a dual-region (NAM4, EUR4, ...); empty is the stack's region")
+	case !regionPattern.MatchString(strings.ToLower(a.Location)) && !slices.Contains(gcsMultiRegions, strings.ToUpper(a.Location)):
+		p.fail("archiveLocation", a.Location, "must be a Cloud Storage location: a region such as us-central1, a multi-region ("+
+			strings.Join(gcsMultiRegions[:3], ", ")+") or a predefined dual-region ("+strings.Join(gcsMultiRegions[3:], ", ")+"); empty is the stack's region")
 	}
 	a.ArchiverImage = p.image("archiverImage")
 	a.MinAgeMinutes = p.intIn("archiveMinAgeMinutes", 1, 10080, "minutes a closed dump file must stay unmodified before it is copied, so a file loklak is still gzipping is never taken")
 	a.IntervalSeconds = p.intIn("archiveIntervalSeconds", 10, 86400, "seconds between two archive rounds; a failed round is retried after it")
-	a.Prune = prune
-	if prune && !a.ArchiverEnabled {
-		p.fail("archivePrune", "true", "must be false while archiverEnabled is false: nothing copies, so nothing may be removed")
+	a.PruneAfterDays = p.intIn("archivePruneAfterDays", 0, 3650, "days a closed dump file stays on the disk before it is removed, once the bucket holds it; 0 keeps every file")
+	switch prune := strconv.Itoa(a.PruneAfterDays); {
+	case a.PruneAfterDays > 0 && !a.Enabled():
+		p.fail("archivePruneAfterDays", prune, "must be 0 without an archive (archiveBucket is empty): a dump leaves the disk only once a bucket holds it")
+	case a.PruneAfterDays > 0 && !a.ArchiverEnabled:
+		p.fail("archivePruneAfterDays", prune, "must be 0 while archiverEnabled is false: nothing copies, so nothing may be removed")
 	}
 	a.ColdStorageClass = p.oneOf("archiveColdStorageClass", storageClasses)
 	a.ColdAfterDays = p.intIn("archiveColdAfterDays", 0, 36500, "days after an object's creation that it moves to archiveColdStorageClass; 0 keeps it STANDARD")
 	a.RetentionDays = p.intIn("archiveRetentionDays", 0, maxRetentionDays, "days no object can be deleted or replaced, a retention policy the program never locks; 0 declares none")
 	a.SoftDeleteDays = p.softDeleteDays("archiveSoftDeleteDays")
-	a.Public = public
+	a.Public = p.boolean("archivePublic")
 	a.PublicAccessPrevention = p.oneOf("archivePublicAccessPrevention", publicAccessModes)
-	if public && a.PublicAccessPrevention == "enforced" {
+	switch {
+	case a.Public && !a.Enabled():
+		p.fail("archivePublic", "true", "must be false without an archive (archiveBucket is empty)")
+	case a.Public && a.PublicAccessPrevention == "enforced":
 		p.fail("archivePublicAccessPrevention", "enforced", `must be "inherited" when archivePublic is true: enforced public access prevention refuses the allUsers grant that publishes the dumps`)
 	}
 	if a.Endpoint = p.optional("archiveEndpoint"); a.Endpoint != "" && !endpointPattern.MatchString(a.Endpoint) {
-		p.fail("archiveEndpoint", a.Endpoint, "must be empty (Google's Cloud Storage, with Workload Identity) or an emulator's JSON API base URL such as http://10.0.0.1:4443/storage/v1/")
+		p.fail("archiveEndpoint", a.Endpoint, "must be empty (Google's Cloud Storage, with Workload Identity) or an emulator's JSON API base URL ending in /storage/v1/, such as http://10.0.0.1:4443/storage/v1/")
+	}
+	if !a.Enabled() {
+		return ArchiveConfig{}
 	}
 	return a
 }
+
+// gcsMultiRegions are Cloud Storage's multi-regions, then its predefined dual-regions
+// (cloud.google.com/storage/docs/locations).
+var gcsMultiRegions = []string{"US", "EU", "ASIA", "ASIA1", "EUR4", "EUR5", "EUR7", "EUR8", "NAM4"}
 
 // softDeleteDays reads Cloud Storage's soft-delete retention: 0 or 7 to 90 days.
 func (p *parser) softDeleteDays(key string) int {

@@ -120,7 +120,7 @@ func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
 		"archiverImage":                 {archiving, map[string]string{"archiverImage": "rclone/rclone:1.70.3"}},
 		"archiveMinAgeMinutes":          {archiving, map[string]string{"archiveMinAgeMinutes": "5"}},
 		"archiveIntervalSeconds":        {archiving, map[string]string{"archiveIntervalSeconds": "60"}},
-		"archivePrune":                  {archiving, map[string]string{"archivePrune": "true"}},
+		"archivePruneAfterDays":         {archiving, map[string]string{"archivePruneAfterDays": "7"}},
 		"archiveColdStorageClass":       {cold, map[string]string{"archiveColdStorageClass": "ARCHIVE"}},
 		"archiveColdAfterDays":          {archiving, map[string]string{"archiveColdAfterDays": "30"}},
 		"archiveRetentionDays":          {archiving, map[string]string{"archiveRetentionDays": "365"}},

@@ -42,6 +42,17 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 		want(t, "bucket location", b.Location, "US-CENTRAL1")
 	}
 	baseline := configOf(t, stack)
+	// The refusals must name the bucket: the protected disk says "marked for protection" too (a project
+	// change replaces both), and a test that only looked for the words would pass with the bucket unprotected.
+	const bucketURN = "DumpArchive$gcp:storage/bucket:Bucket::bucket"
+	refusesBucket := func(out string) bool {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, bucketURN) && (strings.Contains(line, "protect") || strings.Contains(out, "marked for protection")) {
+				return true
+			}
+		}
+		return false
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -57,14 +68,14 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 			calls, before := callCount(t, gce), stackObjects(t)
 			var out strings.Builder
 			_, err := stack.Preview(ctx, optpreview.ProgressStreams(&out), optpreview.ErrorProgressStreams(&out))
-			if err == nil || !strings.Contains(out.String(), "marked for protection") {
+			if err == nil || !refusesBucket(out.String()) {
 				t.Errorf("preview of %v: err %v; want the bucket's replacement refused:\n%s", tc.change, err, lastLines(out.String(), 15))
 			}
 			// An up without a preview: the Automation API runs `pulumi up --yes --skip-preview`.
 			out.Reset()
 			_, err = stack.Up(ctx, optup.ProgressStreams(&out), optup.ErrorProgressStreams(&out))
-			if err == nil || !strings.Contains(out.String(), "marked for protection") {
-				t.Errorf("up without a preview of %v: err %v; want it refused:\n%s", tc.change, err, lastLines(out.String(), 15))
+			if err == nil || !refusesBucket(out.String()) {
+				t.Errorf("up without a preview of %v: err %v; want the bucket's replacement refused:\n%s", tc.change, err, lastLines(out.String(), 15))
 			}
 			wantCalls(t, gce, calls, nil)
 			wantDeep(t, "the stack's objects after the refused change", stackObjects(t), before)
@@ -96,7 +107,7 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 
 	t.Run("destroy", func(t *testing.T) {
 		out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive")
-		if err == nil || !strings.Contains(out, "protected") {
+		if err == nil || !strings.Contains(out, "gcp:storage/bucket:Bucket::bucket") {
 			t.Errorf("destroy: err %v; want it refused by the protected bucket and disk:\n%s", err, lastLines(out, 15))
 		}
 		wantKept(t)

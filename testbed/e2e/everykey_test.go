@@ -111,7 +111,7 @@ func everyKeyChanges(kubeconfig, kubeContext string) map[string]keyChange {
 		"archiveIntervalSeconds":        {change: map[string]string{"archiveIntervalSeconds": "60"}},
 		"archiveLocation":               {change: map[string]string{"archiveLocation": "US"}, refused: true, says: "marked for protection"},
 		"archiveMinAgeMinutes":          {change: map[string]string{"archiveMinAgeMinutes": "5"}},
-		"archivePrune":                  {change: map[string]string{"archivePrune": "true"}},
+		"archivePruneAfterDays":         {change: map[string]string{"archivePruneAfterDays": "7"}},
 		"archivePublic":                 {change: map[string]string{"archivePublic": "true", "archivePublicAccessPrevention": "inherited"}},
 		"archivePublicAccessPrevention": {change: map[string]string{"archivePublicAccessPrevention": "inherited"}},
 		"archiveRetentionDays":          {change: map[string]string{"archiveRetentionDays": "365"}},

@@ -63,12 +63,13 @@ const (
 	prefix = "dump/own"
 )
 
-// archiverFlags are the flags infra.ArchiverRound gives rclone every round (the include filter anchored
-// at the source's root, as there); TestArchiverFlagsAreTheProducts holds them to it.
-var archiverFlags = []string{
-	"--include", "/messages_*.txt.gz", "--min-age", "1m", "--immutable", "--checksum",
-	"--retries", "1", "--stats-one-line", "-v",
-}
+// copyFlags and moveFlags are the flags infra.ArchiverRound gives rclone copy and, when pruning, rclone
+// move (the include filter anchored at the source's root, as there); TestArchiverFlagsAreTheProducts
+// holds them to it.
+var (
+	copyFlags = []string{"--include", "/messages_*.txt.gz", "--immutable", "--retries", "1", "--stats-one-line", "-v", "--min-age", "1m", "--ignore-existing"}
+	moveFlags = []string{"--include", "/messages_*.txt.gz", "--immutable", "--retries", "1", "--stats-one-line", "-v", "--min-age", "1m", "--checksum"}
+)
 
 // emulator is fake-gcs-server's fakestorage on a loopback HTTP listener, its objects in a directory
 // (the filesystem backend, as the GCP stand-in keeps buckets), with one empty bucket.
@@ -118,8 +119,8 @@ func (e *emulator) objects(t *testing.T) map[string]fakestorage.ObjectAttrs {
 
 // remoteEnv is the whole environment rclone gets: the archive remote exactly as the archiver configures
 // it for an emulator (infra/archiver.go, archiverEnv), no config file (RCLONE_CONFIG=/dev/null is rclone's
-// in-memory configuration: nothing is read or written; the sidecar names a file that does not exist in
-// its /tmp, which does the same), and a HOME the test checks stays empty. Nothing else from this
+// in-memory configuration, as the sidecar's: nothing is read or written), and a HOME the test checks
+// stays empty. Nothing else from this
 // process's environment reaches rclone.
 func remoteEnv(endpoint, home string) []string {
 	return []string{
@@ -274,7 +275,7 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	a, b := "messages_20170601_00000001.txt.gz", "messages_20170602_00000002.txt.gz"
 	fresh, open := "messages_20170603_00000003.txt.gz", "messages_20170604_00000004.txt"
 
-	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, archiverFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
 		t.Fatalf("copy: exit %d", code)
 	}
 	wantArchived(t, e, closed)
@@ -284,7 +285,7 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	}
 
 	before := e.objects(t)
-	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, archiverFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
 		t.Fatalf("copy again: exit %d", code)
 	}
 	if after := e.objects(t); !maps.EqualFunc(before, after, func(x, y fakestorage.ObjectAttrs) bool {
@@ -293,14 +294,15 @@ func TestArchiverCopyThenMove(t *testing.T) {
 		t.Errorf("copy again rewrote objects: before %+v, after %+v", before, after)
 	}
 
+	// A changed object: copy leaves it alone (--ignore-existing: nothing is compared, nothing rewritten);
+	// move refuses to remove the local file whose object differs.
 	changed := tamper(t, e, a)
-	code, out := rclone(t, env, append([]string{"copy", src, dst}, archiverFlags...)...)
-	if code == 0 || !strings.Contains(out, "immutable file modified") {
-		t.Errorf("copy onto a changed object: exit %d; want a failure that says immutable file modified", code)
+	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
+		t.Errorf("copy beside a changed object: exit %d; want 0 and the object left alone", code)
 	}
 	wantArchived(t, e, map[string][]byte{a: changed, b: closed[b]})
 
-	code, out = rclone(t, env, append([]string{"move", src, dst}, archiverFlags...)...)
+	code, out := rclone(t, env, append([]string{"move", src, dst}, moveFlags...)...)
 	if code == 0 || !strings.Contains(out, "immutable file modified") {
 		t.Errorf("move onto a changed object: exit %d; want a failure that says immutable file modified", code)
 	}
@@ -308,7 +310,7 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	wantArchived(t, e, map[string][]byte{a: changed, b: closed[b]})
 
 	put(t, e, a, closed[a], e.objects(t)[prefix+"/"+a].Metadata)
-	if code, _ := rclone(t, env, append([]string{"move", src, dst}, archiverFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, append([]string{"move", src, dst}, moveFlags...)...); code != 0 {
 		t.Fatalf("move: exit %d", code)
 	}
 	wantLocal(t, src, fresh, open)
@@ -394,7 +396,7 @@ func TestMoveKeepsAFileWhoseUploadComesBackWithAnotherMD5(t *testing.T) {
 	}
 	base, _ := proxy(t, e.url, true)
 	env := remoteEnv(base+"/storage/v1/", t.TempDir())
-	code, out := rclone(t, env, append([]string{"move", src, "archive:" + bucket + "/" + prefix}, archiverFlags...)...)
+	code, out := rclone(t, env, append([]string{"move", src, "archive:" + bucket + "/" + prefix}, moveFlags...)...)
 	if code == 0 || !strings.Contains(out, "corrupted on transfer: md5 hashes differ") {
 		t.Errorf("move through a server that reports another MD5: exit %d; want a failure that says the md5 hashes differ", code)
 	}
@@ -443,26 +445,32 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// The flags these tests give rclone are the product's: each appears in infra.ArchiverRound.
+// The flags these tests give rclone are the product's: infra.ArchiverRound with pruning is exactly the copy
+// with copyFlags, then the move with moveFlags (the min age read from the environment there).
 func TestArchiverFlagsAreTheProducts(t *testing.T) {
-	round := infra.ArchiverRound(infra.ArchiveConfig{})
-	for i := 0; i < len(archiverFlags); i++ {
-		flag := archiverFlags[i]
-		if strings.HasPrefix(flag, "--") && i+1 < len(archiverFlags) && !strings.HasPrefix(archiverFlags[i+1], "-") {
-			value := archiverFlags[i+1]
-			if flag == "--min-age" {
-				value = `"$ARCHIVE_MIN_AGE"` // the product reads it from the environment
-			} else if flag == "--include" {
-				value = "'" + value + "'"
+	quote := func(flags []string, minAge string) string {
+		var b strings.Builder
+		for i := 0; i < len(flags); i++ {
+			switch flags[i] {
+			case "--include":
+				b.WriteString(" --include '" + flags[i+1] + "'")
+				i++
+			case "--min-age":
+				b.WriteString(` --min-age "` + minAge + `"`)
+				i++
+			case "--retries":
+				b.WriteString(" --retries " + flags[i+1])
+				i++
+			default:
+				b.WriteString(" " + flags[i])
 			}
-			if !strings.Contains(round, flag+" "+value) {
-				t.Errorf("%s %s is not in the product's round: %s", flag, archiverFlags[i+1], round)
-			}
-			i++
-			continue
 		}
-		if !strings.Contains(round, flag) {
-			t.Errorf("%s is not in the product's round: %s", flag, round)
-		}
+		return b.String()
+	}
+	const paths = ` "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION"`
+	want := "rclone copy" + paths + quote(copyFlags, "$ARCHIVE_MIN_AGE") + " && rclone move" + paths + quote(moveFlags, "$ARCHIVE_PRUNE_AGE")
+	got := infra.ArchiverRound(infra.ArchiveConfig{Bucket: "b", ArchiverEnabled: true, PruneAfterDays: 1})
+	if got != want {
+		t.Errorf("the product's round:\n%s\nthese tests run:\n%s", got, want)
 	}
 }

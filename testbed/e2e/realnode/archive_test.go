@@ -66,7 +66,7 @@ func TestArchiveOnARealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { _ = client.Close() })
 	setAndUp := func(t *testing.T, key, value string) {
 		t.Helper()
 		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
@@ -140,13 +140,21 @@ func TestArchiveOnARealNode(t *testing.T) {
 		// The younger dump is archived once a minute old: the next step waits for it (and its pruning).
 	})
 
-	step("with pruning, a file leaves the disk only once its object is there", func(t *testing.T) {
-		setAndUp(t, "archivePrune", "true")
+	step("with pruning, a file leaves the disk only once a day old and its object is there", func(t *testing.T) {
+		setAndUp(t, "archivePruneAfterDays", "1")
 		pod = readyPod(t, ns, pod.Name)
-		for _, name := range []string{"messages_20170820_60153342.txt.gz", "messages_20170821_60153342.txt.gz", "messages_20170822_60153342.txt.gz"} {
+		for _, name := range []string{"messages_20170820_60153342.txt.gz", "messages_20170821_60153342.txt.gz"} {
 			waitUntil(t, name+" pruned from the disk", func() bool { return !onDisk(t, name) })
 			want(t, name+" in the bucket after pruning (sha256)", b.sha(t, name), planted[name])
 		}
+		// Closed today: archived once a minute old, kept on the disk (the recent days stay there).
+		const recent = "messages_20170822_60153342.txt.gz"
+		waitUntil(t, recent+" archived", func() bool { return b.has(t, recent) })
+		want(t, recent+" in the bucket (sha256)", b.sha(t, recent), planted[recent])
+		waitUntil(t, "a round after it was archived", func() bool {
+			return strings.Count(archiverLog(t, ns, pod), "archive round done") >= 2
+		})
+		want(t, recent+" still on the disk (younger than a day)", onDisk(t, recent), true)
 		open := openDump(t, pod)
 		want(t, "the open dump never pruned", onDisk(t, open), true)
 		b.intact(t)
@@ -219,7 +227,7 @@ func TestArchiveOnARealNode(t *testing.T) {
 	})
 
 	step("docs/archive.md's restore command puts the archived files back", func(t *testing.T) {
-		setAndUp(t, "archivePrune", "false") // pruning would take them off again
+		setAndUp(t, "archivePruneAfterDays", "0") // pruning would take the older ones off again
 		pod = readyPod(t, ns, pod.Name)
 		command := restoreCommand(t)
 		out, err := d.Shell(ctx, strings.Replace(command, "-n loklak-dev ", "-n "+ns+" ", 1))
@@ -297,7 +305,7 @@ func (b archiveBucket) read(t *testing.T, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }() // a reader's Close reports nothing a read did not
 	return io.ReadAll(r)
 }
 
@@ -411,7 +419,7 @@ func restoreCommand(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var found []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

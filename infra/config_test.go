@@ -45,6 +45,7 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"snapshot name", map[string]string{"diskSourceSnapshot": "Snap_1"}, "diskSourceSnapshot", "Snap_1", "a snapshot's name"},
 		{"a restore that would delete the old disk", map[string]string{"diskSourceSnapshot": "s1", "diskRetainOnDelete": "false"}, "diskRetainOnDelete", "false", "must be true when diskSourceSnapshot is set"},
 		{"a snapshot into an adopted disk", map[string]string{"diskMode": "adopt", "diskSourceSnapshot": "s1"}, "diskMode", "adopt", `must be "create" when diskSourceSnapshot is set`},
+		{"a namespace too long for the volume's name", map[string]string{"namespace": strings.Repeat("n", 63)}, "namespace", strings.Repeat("n", 63), "must be at most 58 characters: it names the PersistentVolume"},
 		{"a namespace too long for a restored disk's volume", map[string]string{"diskSourceSnapshot": "s1", "namespace": strings.Repeat("n", 50)}, "namespace", strings.Repeat("n", 50), "must be at most 49 characters with a regional or restored disk"},
 		{"schedule", map[string]string{"snapshotSchedule": "monthly"}, "snapshotSchedule", "monthly", "none, hourly, daily, weekly"},
 		{"snapshot start", map[string]string{"snapshotSchedule": "daily", "snapshotStartTime": "03:30"}, "snapshotStartTime", "03:30", "HH:00"},

@@ -163,7 +163,11 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 	c.Namespace.Name = p.match("namespace", rfc1035Pattern, "a Kubernetes namespace name (DNS-1123 label): 1 to 63 lowercase letters, digits or hyphens, starting with a letter")
 	c.Namespace.Create = p.boolean("createNamespace")
 	if n, volume := c.Namespace.Name, c.VolumeName(); n != "" && len(volume) > 63 {
-		p.fail("namespace", n, fmt.Sprintf("must be at most %d characters with a regional or restored disk: it names the PersistentVolume %q, which a label value (at most 63) must hold", 63-len(volume)+len(n), volume))
+		why := ""
+		if c.VolumeTag() != "" {
+			why = " with a regional or restored disk"
+		}
+		p.fail("namespace", n, fmt.Sprintf("must be at most %d characters%s: it names the PersistentVolume %q, which a label value (at most 63) must hold", 63-len(volume)+len(n), why, volume))
 	}
 
 	c.Server.Image = p.image("image")

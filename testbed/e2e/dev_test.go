@@ -264,22 +264,11 @@ func callCount(t *testing.T, gce *gcp.Compute) int {
 // ("METHOD path").
 func wantCalls(t *testing.T, gce *gcp.Compute, since int, want []string) {
 	t.Helper()
-	calls, err := gce.Calls()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range calls[since:] {
-		if c.Method != "GET" {
-			got = append(got, c.Method+" "+c.Path)
-		}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("Compute API calls = %q, want %q", got, want)
-	}
+	wantCallsUnder(t, gce, since, "", want)
 }
 
-// wantCallsUnder is wantCalls for the calls whose path starts with prefix ("projects/": Compute Engine's).
+// wantCallsUnder is wantCalls for the calls whose path starts with prefix ("projects/": Compute Engine's;
+// "": every call).
 func wantCallsUnder(t *testing.T, gce *gcp.Compute, since int, prefix string, want []string) {
 	t.Helper()
 	calls, err := gce.Calls()

@@ -68,8 +68,9 @@ func NewDumpArchive(ctx *pulumi.Context, name string, args DumpArchiveArgs, opts
 		UniformBucketLevelAccess: pulumi.Bool(true),
 		PublicAccessPrevention:   pulumi.String(cfg.PublicAccessPrevention),
 		// An overwritten or deleted object stays as a noncurrent version; the archiver can do neither,
-		// but a person with more rights can. Off with a retention policy, which protects objects instead:
-		// Cloud Storage refuses the two together (cloud.google.com/storage/docs/bucket-lock).
+		// but a person with more rights can. Off with a retention policy, which protects objects for the
+		// retention period instead (soft delete after it): Cloud Storage refuses the two together
+		// (cloud.google.com/storage/docs/bucket-lock). Turning versioning off keeps noncurrent versions.
 		Versioning: &storage.BucketVersioningArgs{Enabled: pulumi.Bool(cfg.RetentionDays == 0)},
 		// Stated, never left to the project's default: dropping the block keeps whatever the bucket has
 		// (gcs rules §5.2), and 0 is the only way to turn it off.

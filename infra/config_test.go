@@ -69,6 +69,7 @@ func TestBadConfigIsRefusedBeforeAnythingIsRegistered(t *testing.T) {
 		{"pruning without an archive", map[string]string{"archiveBucket": "", "archivePruneAfterDays": "7"}, "archivePruneAfterDays", "7", "without an archive"},
 		{"public without an archive", map[string]string{"archiveBucket": "", "archivePublic": "true"}, "archivePublic", "true", "without an archive"},
 		{"pruning with the archiver off", map[string]string{"archiveBucket": "loklak-dev-dumps", "archivePruneAfterDays": "7", "archiverEnabled": "false"}, "archivePruneAfterDays", "7", "nothing copies"},
+		{"pruning before the copy's min age", map[string]string{"archiveBucket": "loklak-dev-dumps", "archivePruneAfterDays": "1", "archiveMinAgeMinutes": "10080"}, "archivePruneAfterDays", "1", "at least archiveMinAgeMinutes (10080) in days"},
 		{"pruning after too many days", map[string]string{"archiveBucket": "loklak-dev-dumps", "archivePruneAfterDays": "3651"}, "archivePruneAfterDays", "3651", "from 0 to 3650"},
 		{"a bad archive value waits for no bucket", map[string]string{"archiveBucket": "", "archiveLocation": "nowhere"}, "archiveLocation", "nowhere", "Cloud Storage location"},
 		{"an endpoint without /storage/v1/", map[string]string{"archiveBucket": "loklak-dev-dumps", "archiveEndpoint": "http://10.0.0.1:4443/"}, "archiveEndpoint", "http://10.0.0.1:4443/", "ending in /storage/v1/"},

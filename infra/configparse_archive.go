@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,6 +44,8 @@ func (p *parser) archive(region string) ArchiveConfig {
 		p.fail("archivePruneAfterDays", prune, "must be 0 without an archive (archiveBucket is empty): a dump leaves the disk only once a bucket holds it")
 	case a.PruneAfterDays > 0 && !a.ArchiverEnabled:
 		p.fail("archivePruneAfterDays", prune, "must be 0 while archiverEnabled is false: nothing copies, so nothing may be removed")
+	case a.PruneAfterDays > 0 && a.MinAgeMinutes > a.PruneAfterDays*24*60:
+		p.fail("archivePruneAfterDays", prune, fmt.Sprintf("must be at least archiveMinAgeMinutes (%d) in days, or 0: a file is pruned only once the copy would take it", a.MinAgeMinutes))
 	}
 	a.ColdStorageClass = p.oneOf("archiveColdStorageClass", storageClasses)
 	a.ColdAfterDays = p.intIn("archiveColdAfterDays", 0, 36500, "days after an object's creation that it moves to archiveColdStorageClass; 0 keeps it STANDARD")

@@ -82,7 +82,10 @@ func TestNamespaceChangeNeverRunsTwoPods(t *testing.T) {
 		phase := kubectlJSON(t, "get", "namespace", "loklak-move-a").str("status.phase")
 		want(t, "old namespace (deleted, or being deleted)", phase, "Terminating")
 	}
-	wantCalls(t, gce, since, nil)
+	// Compute Engine: nothing. (The archiver's Google service account follows the namespace: a new one
+	// with its grants, the old one deleted; the bucket is untouched.)
+	wantCallsUnder(t, gce, since, "projects/", nil)
+	wantCallsUnder(t, gce, since, "storage/v1/b?", nil)
 	want(t, "disk ID", simDisk(t, gce, "loklak-server", "loklak-dev-data").ID, disk.ID)
 }
 

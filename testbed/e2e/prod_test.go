@@ -385,7 +385,7 @@ func TestImportOfADifferentDisk(t *testing.T) {
 		want(t, "disk ID", after.ID, real.ID)
 		want(t, "disk size (grown, for good)", after.SizeGB, 100)
 		wantDeep(t, "disk labels (written)", after.Labels, map[string]string{"app": "loklak"})
-		wantCalls(t, gce, calls, []string{
+		wantCallsUnder(t, gce, calls, "projects/", []string{ // Compute Engine's; prod's archive is created beside
 			"POST " + prodHandle + "/setLabels",
 			"POST " + prodHandle + "/resize",
 			"POST projects/loklak-server/regions/us-central1/resourcePolicies",

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 )
@@ -195,6 +196,7 @@ func (k iamMemberKind) create(p *Provider, in map[string]any, preview bool) (str
 		return "", state, nil
 	}
 	role, member, cond := str(in["role"]), str(in["member"]), conditionOf(in["condition"])
+	defer p.lockPolicy(resource)()
 	policy, err := k.getPolicy(p, resource)
 	if err != nil {
 		return "", nil, err
@@ -269,6 +271,7 @@ func (k iamMemberKind) update(_ *Provider, id string, _, _ map[string]any, _ boo
 // gone takes its policy with it.
 func (k iamMemberKind) delete(p *Provider, _ string, state map[string]any) error {
 	resource := k.resource(state)
+	defer p.lockPolicy(resource)()
 	policy, err := k.getPolicy(p, resource)
 	if IsNotFound(err) {
 		return nil
@@ -277,4 +280,14 @@ func (k iamMemberKind) delete(p *Provider, _ string, state map[string]any) error
 		return err
 	}
 	return k.setPolicy(p, resource, policy.withoutMember(str(state["role"]), str(state["member"]), conditionOf(state["condition"])))
+}
+
+// lockPolicy holds the provider's mutex of one IAM policy (a bucket's, a service account's) and returns
+// its unlock: the real provider serializes its read-modify-writes of a policy within the plugin, so two
+// members of one bucket created at once do not meet the API's 409 (gcs rules §3 "Create").
+func (p *Provider) lockPolicy(resource string) func() {
+	m, _ := p.policyLocks.LoadOrStore(resource, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/blang/semver"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -34,6 +35,9 @@ type Provider struct {
 
 	compute *Compute
 	version semver.Version
+	// policyLocks serializes the read-modify-write of one IAM policy, as the real provider's per-resource
+	// mutex does (gcs rules §3 "Create": the engine creates two members of one bucket at once).
+	policyLocks sync.Map // resource -> *sync.Mutex
 	// Provider configuration (gcp:project, gcp:zone, gcp:region): the fallbacks the real provider uses
 	// for a resource's Optional+Computed project, zone and region.
 	project, zone, region string

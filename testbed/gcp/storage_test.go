@@ -2,9 +2,11 @@ package gcp
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -204,5 +206,49 @@ func TestDeletedAccountsBucketGrantLeavesState(t *testing.T) {
 	policy, err := f.compute.GetBucketIAMPolicy("loklak-dev-dumps-archive")
 	if err != nil || len(policy.Bindings) != 1 || !strings.HasPrefix(policy.Bindings[0].Members[0], "deleted:serviceAccount:loklak-dev-archiver@p1.iam.gserviceaccount.com?uid=") {
 		t.Errorf("bucket policy: %+v %v", policy, err)
+	}
+}
+
+// The engine creates the archiver's two bucket grants at once: the provider serializes its
+// read-modify-writes of one policy (gcs rules §3 "Create"), so neither meets the API's 409. Without the
+// lock this failed on the real node one run in a few ("There were concurrent policy changes").
+func TestConcurrentMembersOfOneBucketBothLand(t *testing.T) {
+	f := newFixture(t)
+	f.create(BucketType, "dump-archive", archiveInputs(nil))
+	const member = "serviceAccount:loklak-dev-archiver@p1.iam.gserviceaccount.com"
+	var roles []string // many at once, so that two read-modify-writes interleave without the lock
+	for i := range 24 {
+		roles = append(roles, fmt.Sprintf("roles/storage.custom%d", i))
+	}
+	// Checked here, created at once (Create only: the fixture's helpers fail the test, which only the
+	// test's own goroutine may do).
+	checked := make([]resource.PropertyMap, len(roles))
+	for i, role := range roles {
+		checked[i] = f.check(BucketIAMMemberType, fmt.Sprintf("member-%d", i), nil, props(map[string]any{"bucket": "loklak-dev-dumps-archive", "role": role, "member": member}))
+	}
+	errs := make([]error, len(roles))
+	var wg sync.WaitGroup
+	for i := range roles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = f.p.Create(context.Background(), plugin.CreateRequest{URN: urn(BucketIAMMemberType, fmt.Sprintf("member-%d", i)),
+				Type: tokens.Type(BucketIAMMemberType), Properties: checked[i]})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", roles[i], err)
+		}
+	}
+	policy, err := f.compute.GetBucketIAMPolicy("loklak-dev-dumps-archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range roles {
+		if !policy.Has(role, member, nil) {
+			t.Errorf("%s lost in a concurrent create: %+v", role, policy.Bindings)
+		}
 	}
 }

@@ -1,7 +1,13 @@
 package csi
 
 import (
+	"context"
+	"errors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +35,22 @@ func TestSanity(t *testing.T) {
 	needRoot(t)
 	p := startPlugin(t)
 	cfg := sanity.NewTestConfig()
-	cfg.Address = "unix:" + p.socket
+	// csi-test v5.3.1's utils.Connect dials, then waits for a state change from the state it reads next:
+	// when a local socket connects before that read, it waits for a change that never comes and fails
+	// after a minute ("Connection timed out", seen once under CI load). Through an address of another
+	// scheme, Connect uses this dialer, which refuses the first attempt: gRPC then backs off (a second or
+	// so) before it connects, so Connect sees the connection go to Ready.
+	var refused atomic.Bool
+	cfg.Address = "passthrough:///csi-gce-standin"
+	cfg.DialOptions = []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			if refused.CompareAndSwap(false, true) {
+				return nil, errors.New("the first attempt is refused on purpose (see TestSanity)")
+			}
+			return (&net.Dialer{}).DialContext(ctx, "unix", p.socket)
+		}),
+	}
 	cfg.TargetPath = filepath.Join(p.dir, "target")
 	cfg.StagingPath = filepath.Join(p.dir, "staging")
 	cfg.IDGen = idGen{}

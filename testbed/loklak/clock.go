@@ -7,7 +7,8 @@ import (
 )
 
 // Clock is the stand-in's only source of time: the start delay, the dump interval, the date in a dump
-// file's name and the "created_at" of a message all come from it, so tests can move time by hand.
+// file's name and the "created_at" of a message all come from it, so tests can move time by hand. The
+// dates (not the delays) are moved further by the control file ControlClockOffset.
 type Clock interface {
 	Now() time.Time
 	// After delivers the time on the returned channel once d has passed, like time.After.

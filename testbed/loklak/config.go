@@ -1,8 +1,13 @@
 package loklak
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,6 +64,93 @@ type Config struct {
 	Clock   Clock        // nil means RealClock
 	OnEvent func(Event)  // called from the stand-in's goroutines for every Event; may be nil
 	Rand    func() int64 // source of the 8 digits in a new dump file's name; nil means math/rand
+	// Exit ends the process when ControlGzipCutAfterBytes cuts a gzip; nil means os.Exit. Tests set it
+	// so that the cut does not end the test binary.
+	Exit func(code int)
+}
+
+// The control directory: files a test writes to steer the stand-in, in DATA/standin-control (see
+// ControlDir). It is on loklak's data volume so that it outlives a pod restart, and a test on the node
+// can write it through /proc/PID/root. The stand-in only reads it, never creates it. Every file is
+// optional, read when it matters (never cached, not even across a restart), and trimmed of surrounding
+// white space. A file whose value does not parse fails what it steers, loudly: the start (clock-offset
+// at start), the message (clock-offset later), or the gzip (the two gzip files).
+const (
+	ControlDirName = "standin-control"
+
+	// ControlClockOffset holds a Go duration ("72h", "-30m") added to the clock for everything the
+	// stand-in dates: the day of the dump file chosen at start and the messages' timestamps. It is read
+	// at start and for every message, so a test can move days without a restart; the dump file still
+	// changes only at a start, as loklak reads the date only then (JsonRepository.java line 142). The
+	// start delay, dump interval, status runtime and files' modification times are not moved.
+	ControlClockOffset = "clock-offset"
+
+	// ControlGzipCutAfterBytes holds a byte count N. Each background gzip writes N bytes of its .gz
+	// (or the whole stream, if shorter), syncs the .gz to disk, logs a gzip-cut event and ends the
+	// process with status 137, as the kernel's OOM killer ends a JVM. The truncated .gz and its .txt
+	// stay, as loklak leaves them when it dies mid-gzip; the next start deletes that .gz and gzips the
+	// .txt again from its start.
+	ControlGzipCutAfterBytes = "gzip-cut-after-bytes"
+
+	// ControlFailStart, when it exists, makes the stand-in log "loklak-standin: cannot start:
+	// CONTENTS" and exit with status 1 before it listens or touches the dump: a JVM that cannot start,
+	// which Kubernetes turns into a crash loop.
+	ControlFailStart = "fail-start"
+
+	// ControlGzipBytesPerSecond holds a rate in bytes per second that each background gzip's output
+	// is held to (written in tenths of a second of real time, not the Clock), so that a test can watch
+	// the .gz grow. Each step is reported as an EventGzipProgress.
+	ControlGzipBytesPerSecond = "gzip-bytes-per-second"
+)
+
+// ControlDir is the control directory under dataDir: DATA/standin-control.
+func ControlDir(dataDir string) string { return filepath.Join(dataDir, ControlDirName) }
+
+// readControl returns the trimmed contents of the control file name, and whether it exists.
+func readControl(dataDir, name string) (string, bool, error) {
+	b, err := os.ReadFile(filepath.Join(ControlDir(dataDir), name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return strings.TrimSpace(string(b)), true, nil
+}
+
+// clockOffset reads ControlClockOffset: zero when the file is missing.
+func clockOffset(dataDir string) (time.Duration, error) {
+	v, ok, err := readControl(dataDir, ControlClockOffset)
+	if !ok || err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", ControlClockOffset, err)
+	}
+	return d, nil
+}
+
+// controlCount reads a control file that holds a count of bytes: -1 when the file is missing.
+func controlCount(dataDir, name string) (int64, error) {
+	v, ok, err := readControl(dataDir, name)
+	if !ok || err != nil {
+		return -1, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return -1, fmt.Errorf("%s: %q is not a count of bytes", name, v)
+	}
+	return n, nil
+}
+
+// failStart is the error ControlFailStart asks for, or nil when the file is missing.
+func failStart(dataDir string) error {
+	v, ok, err := readControl(dataDir, ControlFailStart)
+	if !ok || err != nil {
+		return err
+	}
+	return fmt.Errorf("cannot start: %s", v)
 }
 
 // ConfigFromEnv reads the configuration from environment variables through lookupEnv (os.LookupEnv in

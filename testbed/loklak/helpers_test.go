@@ -98,7 +98,11 @@ func start(t *testing.T, cfg Config, now time.Time) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: NewFakeClock(now), ev: newEvents(t), done: make(chan error, 1)}
 	cfg.Clock = h.clock
-	cfg.OnEvent = h.ev.on
+	if also := cfg.OnEvent; also != nil { // a test's own hook runs first, and may hold the caller
+		cfg.OnEvent = func(e Event) { also(e); h.ev.on(e) }
+	} else {
+		cfg.OnEvent = h.ev.on
+	}
 	h.cfg = cfg
 	h.srv = New(cfg)
 	h.http = httptest.NewServer(h.srv.Handler())
@@ -143,20 +147,29 @@ func (h *harness) write(n int) Event {
 	return ev
 }
 
-// stop ends Run and returns its error (once; later calls return nil).
+// stop ends Run and returns its error (once; later calls return nil). It then waits for the gzips Run
+// started, which stopping cuts off, so that none outlives the test.
 func (h *harness) stop() error {
 	if h.cancel == nil {
 		return nil
 	}
 	h.cancel()
 	h.cancel = nil
+	var err error
 	select {
-	case err := <-h.done:
-		return err
+	case err = <-h.done:
 	case <-time.After(waitLimit):
 		h.t.Errorf("Run did not return within %s of cancel", waitLimit)
 		return nil
 	}
+	waited := make(chan struct{})
+	go func() { h.srv.WaitGzips(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(waitLimit):
+		h.t.Errorf("gzips still running %s after Run returned", waitLimit)
+	}
+	return err
 }
 
 func (h *harness) get(path string) (int, http.Header, []byte) {
@@ -205,4 +218,29 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// gzipsAndOpen waits for n "gzipped" events and the "dump-opened" event, in whatever order the
+// background gzips and the dump produce them, and returns the .gz names and the opened file.
+func (e *events) gzipsAndOpen(n int) (gzipped map[string]bool, opened string) {
+	e.t.Helper()
+	gzipped = map[string]bool{}
+	deadline := time.After(waitLimit)
+	for len(gzipped) < n || opened == "" {
+		select {
+		case ev := <-e.ch:
+			if ev.Err != nil {
+				e.t.Fatalf("event %v", ev)
+			}
+			switch ev.Kind {
+			case EventGzipped:
+				gzipped[ev.File] = true
+			case EventDumpOpened:
+				opened = ev.File
+			}
+		case <-deadline:
+			e.t.Fatalf("within %s: gzipped %v, opened %q; want %d gzips and the dump", waitLimit, gzipped, opened, n)
+		}
+	}
+	return gzipped, opened
 }

@@ -18,14 +18,25 @@ import (
 // EventKind names what happened in an Event.
 type EventKind string
 
-// The events a Server reports through Config.OnEvent, in the order they happen.
+// The events a Server reports through Config.OnEvent. The server's own come in the order listed; the
+// gzip events come from each gzip's goroutine, any time after the dump is opened (loklak's gzip threads
+// log "starting gzip of", "finished gzip of" and "gzip of ... failed", JsonRepository.java lines
+// 163-167). For the gzip events File is the .txt.gz name.
 const (
 	EventDumpDisabled EventKind = "dump-disabled" // dump_write_enabled is false: nothing will be written
-	EventGzipped      EventKind = "gzipped"       // File is a new .txt.gz of an older day (or Err says why not)
 	EventDumpOpened   EventKind = "dump-opened"   // File is the dump file messages are appended to
 	EventReady        EventKind = "ready"         // /api/status.json now answers 200
 	EventWrote        EventKind = "wrote"         // one message appended to File; Lines counts them (or Err)
 	EventStopped      EventKind = "stopped"       // the dump is synced and closed; Lines is the final count
+
+	EventGzipStarted EventKind = "gzip-started" // a background gzip began writing File; its .txt stays until it ends
+	// EventGzipProgress is one throttled step (ControlGzipBytesPerSecond only): Bytes of File are
+	// written. The binary does not log it (ten a second).
+	EventGzipProgress EventKind = "gzip-progress"
+	EventGzipped      EventKind = "gzipped" // File is complete (Bytes long) and its .txt removed, or Err says why not
+	// EventGzipCut: ControlGzipCutAfterBytes cut the gzip after Bytes of File, synced them, and the
+	// process now exits with status 137, leaving File and its .txt.
+	EventGzipCut EventKind = "gzip-cut"
 )
 
 // Event is one thing the stand-in did. Tests wait for events instead of sleeping; the binary logs them.
@@ -33,6 +44,7 @@ type Event struct {
 	Kind  EventKind
 	File  string // a dump file's base name, when there is one
 	Lines int64  // messages appended by this process so far
+	Bytes int64  // for the gzip events: how much of the .gz is written
 	Err   error
 }
 
@@ -41,8 +53,14 @@ func (e Event) String() string {
 	if e.File != "" {
 		s += " file=" + e.File
 	}
-	if e.Kind == EventWrote || e.Kind == EventStopped {
+	switch e.Kind {
+	case EventWrote, EventStopped:
 		s += " lines=" + strconv.FormatInt(e.Lines, 10)
+	case EventGzipProgress, EventGzipped, EventGzipCut:
+		s += " bytes=" + strconv.FormatInt(e.Bytes, 10)
+	}
+	if e.Kind == EventGzipCut {
+		s += ": " + ControlGzipCutAfterBytes + " cut the gzip, exiting with status 137"
 	}
 	if e.Err != nil {
 		s += " error=" + strconv.Quote(e.Err.Error())
@@ -102,18 +120,24 @@ func (s *Server) emit(e Event) {
 	}
 }
 
-// Run is the server's life apart from HTTP: open the dump (gzipping older days), wait out the start
-// delay, then append one message every DumpInterval until ctx ends; then sync and close the dump. It
-// returns nil when ctx ends, or the error that kept the dump from opening (loklak exits when its DAO
-// cannot start). Run may be called once.
+// Run is the server's life apart from HTTP: open the dump (starting the gzips of older days in the
+// background), wait out the start delay, then append one message every DumpInterval until ctx ends;
+// then sync and close the dump, cutting off gzips still running. It returns nil when ctx ends, or the
+// error that kept the server from starting: ControlFailStart, or a dump that cannot open (loklak exits
+// when its DAO cannot start). Run may be called once. It never waits for the gzips; WaitGzips does.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.runOnce.CompareAndSwap(false, true) {
 		return errors.New("loklak: Server.Run called twice")
 	}
+	if err := failStart(s.cfg.DataDir); err != nil {
+		return err
+	}
 	if s.cfg.DumpWriteEnabled {
-		d, err := OpenDump(s.cfg.DataDir, s.clock.Now(), s.cfg.Rand, func(gz string, err error) {
-			s.emit(Event{Kind: EventGzipped, File: gz, Err: err})
-		})
+		now, err := s.now()
+		if err != nil {
+			return err
+		}
+		d, err := OpenDump(s.cfg.DataDir, now, DumpOptions{Rand: s.cfg.Rand, OnEvent: s.emit, Exit: s.cfg.Exit})
 		if err != nil {
 			return fmt.Errorf("opening the message dump: %w", err)
 		}
@@ -143,6 +167,25 @@ func (s *Server) Run(ctx context.Context) error {
 			s.writeMessage()
 			tickC = s.clock.After(s.cfg.DumpInterval)
 		}
+	}
+}
+
+// now is the time the stand-in dates things with: the Clock moved by ControlClockOffset, which is
+// read on every call.
+func (s *Server) now() (time.Time, error) {
+	off, err := clockOffset(s.cfg.DataDir)
+	return s.clock.Now().Add(off), err
+}
+
+// WaitGzips waits until the background gzips started by Run have ended. After Run has returned, that is
+// at once or soon, as stopping cuts them off. Only tests need it: in the binary, the process's exit
+// ends them.
+func (s *Server) WaitGzips() {
+	s.mu.Lock()
+	d := s.dump
+	s.mu.Unlock()
+	if d != nil {
+		d.WaitGzips()
 	}
 }
 
@@ -186,7 +229,12 @@ func (s *Server) writeMessage() {
 	s.seq++
 	seq := s.seq
 	s.mu.Unlock()
-	now := s.clock.Now().UTC()
+	now, err := s.now()
+	if err != nil {
+		s.emit(Event{Kind: EventWrote, File: d.Name(), Lines: d.Lines(), Err: err})
+		return
+	}
+	now = now.UTC()
 	id := strconv.FormatInt(now.UnixMilli(), 10) + fmt.Sprintf("%06d", seq%1_000_000)
 	line, err := json.Marshal(Message{
 		CreatedAt:      now.Format(loklakDateLayout),

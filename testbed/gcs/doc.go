@@ -7,9 +7,12 @@
 //   - Emulator (emulator.go) serves it over plain HTTP on 127.0.0.1, and on the extra addresses it is
 //     given (the host's own IP, which a pod on the real node reaches), on one port that stays the same
 //     across Stop and Restart. The GCP stand-in plugin reaches it at the URL in LOKLAK_GCS_STANDIN_URL
-//     (gcp.StorageURLEnv), a pod (rclone, say) at URLOn(host). Tests start it beside the control plane;
-//     Stop behaves like a crash, and HoldUploads stops uploads just before they are stored, so a test
-//     can act while one is in flight.
+//     (gcp.StorageURLEnv), a pod (rclone, say) at URLOn(host). On loopback (URL) anything goes, as for
+//     the project's owner; on an extra address (URLOn) the requests are the archiver service account's
+//     and its IAM roles are enforced as Cloud Storage enforces them (iam.go): it may create and read
+//     objects, never overwrite or delete one. Tests start it beside the control plane; Stop behaves
+//     like a crash, and HoldUploads stops uploads just before they are stored, so a test can act while
+//     one is in flight.
 //   - InProcess runs the same emulator inside the calling process, without a listener: the GCP stand-in
 //     does so when no server URL is set (its unit tests and the conformance test).
 //

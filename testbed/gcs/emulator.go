@@ -25,7 +25,11 @@ import (
 )
 
 // Emulator is the Cloud Storage server: fake-gcs-server over the simulated project's RootDir, served
-// over plain HTTP on 127.0.0.1 and on extra addresses, on one port kept across Stop and Restart.
+// over plain HTTP on 127.0.0.1 and on extra addresses, on one port kept across Stop and Restart. On
+// 127.0.0.1 (URL) every request is the project owner's and nothing is checked; on an extra address
+// (URLOn) every request is the archiver's service account's (ArchiverPrincipal) and Cloud Storage's
+// IAM rules for its two roles apply (iam.go): it creates and reads objects, and overwriting or
+// deleting one is refused with 403.
 type Emulator struct {
 	gceDir string
 	hosts  []string // "127.0.0.1" first, then the extra addresses
@@ -55,11 +59,12 @@ type run struct {
 	handlers sync.WaitGroup // requests being handled
 }
 
-// Start serves the simulated project in gceDir (its RootDir, created if missing) on 127.0.0.1 and on
-// each of extraHosts (IP addresses of this machine, such as the one a pod reaches the host at), on a
+// Start serves the simulated project in gceDir (its RootDir, created if missing) on 127.0.0.1, with no
+// IAM check, and on each of extraHosts (IP addresses of this machine, such as the one a pod reaches the
+// host at; another 127.0.0.0/8 address gives a test one on loopback) as the archiver (iam.go), on a
 // free port that every address shares and that Restart keeps (chosen below the kernel's ephemeral port
-// range, so no outgoing connection takes it while the server is stopped). It refuses while another server or an
-// in-process emulator (InProcess) uses the folder.
+// range, so no outgoing connection takes it while the server is stopped). It refuses while another
+// server or an in-process emulator (InProcess) uses the folder.
 func Start(gceDir string, extraHosts ...string) (*Emulator, error) {
 	e := &Emulator{gceDir: gceDir, hosts: append([]string{"127.0.0.1"}, extraHosts...), heldAdded: make(chan struct{})}
 	// A port taken on any of the addresses means trying another.
@@ -129,8 +134,9 @@ func (e *Emulator) start() error {
 	if r.gcs, err = fakestorage.NewServerWithOptions(opts); err != nil {
 		return fail(err)
 	}
-	for _, l := range r.listeners {
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { e.serve(r, w, req) }),
+	for i, l := range r.listeners {
+		archiver := i > 0 // an extra address: the archiver's IAM roles apply (iam.go)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { e.serve(r, archiver, w, req) }),
 			ReadHeaderTimeout: time.Minute}
 		r.servers = append(r.servers, srv)
 		go func() { _ = srv.Serve(l) }() // Serve returns ErrServerClosed after Stop's Close
@@ -142,11 +148,14 @@ func (e *Emulator) start() error {
 }
 
 // URL is the server's base URL on loopback, "http://127.0.0.1:PORT", the same after Restart: what the
-// GCP stand-in is given (LOKLAK_GCS_STANDIN_URL) and what NewClient takes.
+// GCP stand-in is given (LOKLAK_GCS_STANDIN_URL) and what NewClient takes. It is the project owner's
+// access: no IAM check, so a test can put, overwrite, delete and inspect anything there.
 func (e *Emulator) URL() string { return e.URLOn("127.0.0.1") }
 
-// URLOn is the base URL on host, one of the addresses Start was given ("http://10.0.0.5:PORT"): what a
-// pod is given.
+// URLOn is the base URL on host, one of the extra addresses Start was given ("http://10.0.0.5:PORT"):
+// what a pod is given. Requests there are the archiver's (ArchiverPrincipal), held to its IAM roles
+// (iam.go): creating and reading objects works, overwriting, deleting and updating one and reading
+// bucket metadata get 403. (URLOn("127.0.0.1") is URL, unchecked.)
 func (e *Emulator) URLOn(host string) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(e.port))
 }
@@ -246,8 +255,9 @@ func (e *Emulator) WaitHeld(ctx context.Context) (string, error) {
 	}
 }
 
-// serve handles one request of run r: fake-gcs-server's handler, behind the upload hold.
-func (e *Emulator) serve(r *run, w http.ResponseWriter, req *http.Request) {
+// serve handles one request of run r: fake-gcs-server's handler, behind the archiver's IAM roles when
+// archiver (the request came to an extra address: iam.go), then the upload hold.
+func (e *Emulator) serve(r *run, archiver bool, w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
@@ -256,6 +266,13 @@ func (e *Emulator) serve(r *run, w http.ResponseWriter, req *http.Request) {
 	r.handlers.Add(1)
 	r.mu.Unlock()
 	defer r.handlers.Done()
+
+	if archiver {
+		if refused := authorize(r.gcs, req); refused != nil {
+			refused.write(w, req)
+			return
+		}
+	}
 
 	e.mu.Lock()
 	holding := e.hold != nil

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
 	"github.com/loklak/loklak-dumps/testbed/gcs"
@@ -202,8 +203,9 @@ type upload struct {
 }
 
 // uploads are the JSON API's kinds: the Go client's multipart upload, its resumable upload in three
-// chunks (the last held), a simple media upload over plain HTTP (the name in the query), and a multipart
-// upload over plain HTTP with the name in the metadata part only.
+// chunks (the last held), a simple media upload over plain HTTP (the name in the query), a multipart
+// upload over plain HTTP with the name in the metadata part only, and a resumable upload over plain
+// HTTP whose session is opened with the name in its JSON body only.
 var uploads = []upload{
 	{"multipart", func(ctx context.Context, baseURL, object string, data []byte) error {
 		c, err := gcs.NewClient(ctx, baseURL)
@@ -246,6 +248,52 @@ var uploads = []upload{
 		u := fmt.Sprintf("%s/upload/storage/v1/b/%s/o?uploadType=multipart", baseURL, bucket)
 		return post(ctx, u, "multipart/related; boundary="+mw.Boundary(), body.Bytes())
 	}, 10 << 10},
+	{"resumable-name-in-metadata", func(ctx context.Context, baseURL, object string, data []byte) error {
+		// The session is opened with the object resource as JSON, then the bytes go in one PUT.
+		u := fmt.Sprintf("%s/upload/storage/v1/b/%s/o?uploadType=resumable", baseURL, bucket)
+		session, err := openResumable(ctx, u, object)
+		if err != nil {
+			return err
+		}
+		return putSession(ctx, session, data)
+	}, 10 << 10},
+}
+
+// openResumable opens a resumable upload of object at u (a JSON API upload URL with
+// uploadType=resumable), naming it in the JSON body, and returns the session's URL.
+func openResumable(ctx context.Context, u, object string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(fmt.Sprintf(`{"name":%q}`, object)))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if err := wantOK(resp); err != nil {
+		return "", err
+	}
+	if resp.Header.Get("Location") == "" {
+		return "", errors.New("no session URL (Location) in the answer")
+	}
+	return resp.Header.Get("Location"), nil
+}
+
+// putSession sends all of data to a resumable upload's session, completing it.
+func putSession(ctx context.Context, session string, data []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, session, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	return wantOK(resp)
 }
 
 // post sends body to u and wants a 200.
@@ -260,11 +308,18 @@ func post(ctx context.Context, u, contentType string, body []byte) error {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s", resp.Status, msg)
+	return wantOK(resp)
+}
+
+// wantOK is nil for a 200, else the error of the answer's JSON API error body (a *googleapi.Error).
+func wantOK(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
 	}
-	return nil
+	if err := googleapi.CheckResponse(resp); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s, want 200 OK", resp.Status)
 }
 
 // An upload held when the server stops fails for its client, and the restarted server has no such

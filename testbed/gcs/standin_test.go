@@ -2,6 +2,7 @@ package gcs_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,8 +12,9 @@ import (
 )
 
 // A bucket the GCP stand-in creates (pointed at the server by LOKLAK_GCS_STANDIN_URL, as the plugin is)
-// is served to any client on the loopback URL and on the host's address, objects go both ways, and they
-// are files in the project's gcs/ folder.
+// is served to any client on the loopback URL and on the host's address (there as the archiver, which
+// reads and creates objects but not the bucket's metadata), objects go both ways, and they are files
+// in the project's gcs/ folder.
 func TestServesTheBucketsTheStandInCreates(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
@@ -45,10 +47,12 @@ func TestServesTheBucketsTheStandInCreates(t *testing.T) {
 	for i, u := range urls {
 		c := client(t, u)
 		attrs, err := c.Bucket(bucket).Attrs(ctx)
-		if err != nil {
+		if i > 0 {
+			// The host's address is the archiver's: its roles do not read bucket metadata (iam.go).
+			wantRefused(t, err, http.StatusForbidden, "forbidden", "storage.buckets.get")
+		} else if err != nil {
 			t.Fatalf("%s: the bucket: %v", u, err)
-		}
-		if attrs.Location != gcs.BucketsLocation {
+		} else if attrs.Location != gcs.BucketsLocation {
 			t.Errorf("%s: location %q, want %q", u, attrs.Location, gcs.BucketsLocation)
 		}
 		if data, err := read(ctx, c, "dumps/from-standin.txt.gz"); err != nil || string(data) != "from the stand-in" {

@@ -8,8 +8,9 @@
 #   hack/toolchain.sh --versions print the pinned versions, build nothing
 #
 # Why from source: this machine reaches only the Go module proxy, Debian and npm. The Pulumi CLI, the
-# Kubernetes provider, the control plane, the kubelet, kwok and rclone all build from Go modules; etcd, the
-# real node's container runtime (containerd, runc, the CNI plugins) and busybox come from Debian.
+# Kubernetes provider, the control plane, the kubelet, kwok, rclone and a static kubectl (for an image) all
+# build from Go modules; etcd, the real node's container runtime (containerd, runc, the CNI plugins) and
+# busybox come from Debian.
 # Versions live here, except the Pulumi CLI's, which is read from go.mod so the CLI and SDK never drift.
 set -euo pipefail
 
@@ -106,6 +107,27 @@ EOF
 }
 
 # ---- Kubernetes control plane and kubectl -------------------------------------------------------------------
+# kubernetes_wrapper DIR: the wrapper module that builds k8s.io/kubernetes commands at kubernetes_version.
+kubernetes_wrapper() {
+  local w=$1
+  new_wrapper "$w"
+  printf '\nrequire k8s.io/kubernetes %s\n' "$kubernetes_version" >>"$w/go.mod"
+  # k8s.io/kubernetes replaces its staging modules with ./staging/src/...; map each to its v0.x release.
+  local gomod staging_version=v0.${kubernetes_version#v1.}
+  gomod=$(cd "$w" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kubernetes_version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}' >>"$w/go.mod"
+}
+
+# kubernetes_ldflags: the version strings Kubernetes' release builds stamp (kubectl version, the API server's /version).
+kubernetes_ldflags() {
+  local minor=${kubernetes_version#v1.}
+  minor=${minor%%.*}
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$kubernetes_version"
+  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$kubernetes_version"
+  printf '%s\n' "$ld"
+}
+
 build_kubernetes() {
   local out=$cache/kubernetes/$kubernetes_version cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
   local missing=() c
@@ -113,22 +135,34 @@ build_kubernetes() {
   ((${#missing[@]})) || return 0
   log "building ${missing[*]} $kubernetes_version (cold: about 15 minutes, the kubelet about 4 more)"
   local w=$cache/src/kubernetes-$kubernetes_version
-  new_wrapper "$w"
-  printf '\nrequire k8s.io/kubernetes %s\n' "$kubernetes_version" >>"$w/go.mod"
-  # k8s.io/kubernetes replaces its staging modules with ./staging/src/...; map each to its v0.x release.
-  local gomod staging_version=v0.${kubernetes_version#v1.}
-  gomod=$(cd "$w" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kubernetes_version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}' >>"$w/go.mod"
-  local minor=${kubernetes_version#v1.}
-  minor=${minor%%.*}
-  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$kubernetes_version"
-  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$kubernetes_version"
+  kubernetes_wrapper "$w"
+  local ld
+  ld=$(kubernetes_ldflags)
   mkdir -p "$out"
   for c in "${missing[@]}"; do
     (cd "$w" && GOFLAGS=-mod=mod go build -trimpath -o "$w/$c" -ldflags "$ld" "k8s.io/kubernetes/cmd/$c")
     mv "$w/$c" "$out/$c"
   done
+}
+
+# ---- a static kubectl, for the registry.k8s.io stand-in's kubectl image ------------------------------------
+# The kubectl above links the C library (net and os/user use cgo on this machine), and an image holds none, so
+# the stand-in for registry.k8s.io/kubectl (testbed/dockerhub.KubectlRef) is made of this one: the same
+# source, wrapper module and version strings, with CGO_ENABLED=0, as Kubernetes' release builds kubectl.
+# Cached apart from the dynamic one, by version: a 61 MB binary. Cold: 9 minutes after build_kubernetes, on 2
+# CPUs shared with other builds (most of the Go build cache is rebuilt without cgo).
+build_kubectl_static() {
+  local out=$cache/kubectl-static/$kubernetes_version
+  [[ -x $out/kubectl ]] && return
+  log "building a static kubectl $kubernetes_version (cold: about 9 minutes)"
+  local w=$cache/src/kubernetes-$kubernetes_version
+  # build_kubernetes made the wrapper; make it anew only if it is gone or for another version.
+  grep -qx "require k8s.io/kubernetes $kubernetes_version" "$w/go.mod" 2>/dev/null || kubernetes_wrapper "$w"
+  local ld
+  ld=$(kubernetes_ldflags)
+  mkdir -p "$out"
+  (cd "$w" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$out/.kubectl.building" -ldflags "$ld" k8s.io/kubernetes/cmd/kubectl)
+  mv "$out/.kubectl.building" "$out/kubectl"
 }
 
 # ---- kwok, the fake kubelet ---------------------------------------------------------------------------------
@@ -172,7 +206,8 @@ build_rclone() {
 # (csi-gce-standin) and pulls from the Docker Hub stand-in (dockerhub-standin), which makes its images from the
 # static binaries in bin/images: the loklak stand-in and the pause program, built here from this checkout on
 # every run (go build is incremental: about a second when nothing changed), so they always match the source
-# being tested; and rclone and busybox, linked there by link_bin.
+# being tested; and rclone, busybox and the static kubectl (for the registry.k8s.io stand-in's kubectl
+# image, which the same command serves), linked there by link_bin.
 build_testbed_commands() {
   local bin=$1
   (cd "$repo_root" && go build -trimpath -o "$bin/pulumi-resource-gcp" \
@@ -236,6 +271,8 @@ link_bin() {
   mkdir -p "$bin/images"
   ln -sf "$cache/rclone/$rclone_version/rclone" "$bin/images/rclone"
   ln -sf /bin/busybox "$bin/images/busybox"
+  # What it makes registry.k8s.io/kubectl:v1.33.13 of (testbed/dockerhub.KubectlImage): a static kubectl.
+  ln -sf "$cache/kubectl-static/$kubernetes_version/kubectl" "$bin/images/kubectl"
   # The plugin version the SDK asks for, so the harness can register the binary under it.
   printf '%s\n' "$k8s_plugin_version" >"$bin/.k8s-plugin-version"
   build_testbed_commands "$bin"
@@ -264,6 +301,7 @@ main() {
   build_k8s_provider
   build_linters
   build_rclone
+  build_kubectl_static
   local bin
   bin=$(link_bin)
   if $only_bin; then

@@ -17,10 +17,11 @@ const (
 	PauseBinary   = "pause"          // a build of image.PausePackage
 	RcloneBinary  = "rclone"         // rclone v1.71.0 from its Go module (hack/toolchain.sh builds it)
 	BusyboxBinary = "busybox"        // Debian's busybox-static (hack/toolchain.sh links /bin/busybox here)
+	KubectlBinary = "kubectl"        // a static kubectl v1.33.13 (hack/toolchain.sh builds it)
 )
 
-// ReadBinaries reads the binaries the images are made of from dir. rclone and busybox must be there
-// (hack/toolchain.sh puts them in its bin/images, as symbolic links into its cache and to Debian's
+// ReadBinaries reads the binaries the images are made of from dir. rclone, busybox and kubectl must be
+// there (hack/toolchain.sh puts them in its bin/images, as symbolic links into its cache and to Debian's
 // /bin/busybox); a missing one is an error that says so, given before anything is built. The stand-in and
 // the pause binary are built there first if missing (image.BuildBinary for linux/arch, from the module
 // found by image.ModuleDir, so the working directory must be inside this module), through a temporary
@@ -29,11 +30,12 @@ const (
 // holds nothing else, no C library.
 func ReadBinaries(ctx context.Context, dir, arch string) (Binaries, error) {
 	var b Binaries
-	for _, file := range []string{RcloneBinary, BusyboxBinary} {
+	for _, file := range []string{RcloneBinary, BusyboxBinary, KubectlBinary} {
 		path := filepath.Join(dir, file)
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return b, fmt.Errorf("%s is missing: run hack/toolchain.sh, which builds rclone %s, installs Debian's "+
-				"busybox-static and links both into its bin/images (the directory -binaries names)", path, RcloneVersion)
+			return b, fmt.Errorf("%s is missing: run hack/toolchain.sh, which builds rclone %s and a static kubectl %s, "+
+				"installs Debian's busybox-static and links the three into its bin/images (the directory -binaries names)",
+				path, RcloneVersion, KubectlVersion)
 		} else if err != nil {
 			return b, err
 		}
@@ -70,6 +72,7 @@ func ReadBinaries(ctx context.Context, dir, arch string) (Binaries, error) {
 		{PauseBinary, image.PausePackage, &b.Pause},
 		{RcloneBinary, "", &b.Rclone},
 		{BusyboxBinary, "", &b.Busybox},
+		{KubectlBinary, "", &b.Kubectl},
 	} {
 		if *f.into, err = read(f.file, f.pkg); err != nil {
 			return Binaries{}, err

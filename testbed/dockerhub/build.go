@@ -3,6 +3,7 @@ package dockerhub
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,6 +18,7 @@ type Images struct {
 	Standin map[string]v1.Image // the loklak stand-in, by version ("v1", "v2")
 	Pause   v1.Image            // the pause image
 	Rclone  v1.Image            // the stand-in for rclone/rclone:1.71.0 (RcloneImage)
+	Kubectl v1.Image            // the stand-in for registry.k8s.io/kubectl:v1.33.13 (KubectlImage)
 }
 
 // Binaries are the bytes the images are made of, static linux executables for one architecture.
@@ -25,6 +27,7 @@ type Binaries struct {
 	Pause   []byte // a build of testbed/cmd/loklak-standin/pause (image.PausePackage)
 	Rclone  []byte // rclone v1.71.0 as hack/toolchain.sh builds it
 	Busybox []byte // Debian's busybox-static /bin/busybox
+	Kubectl []byte // kubectl v1.33.13, static, as hack/toolchain.sh builds it (build_kubectl_static)
 }
 
 // Build makes the images of every Catalog entry from b for arch (a GOARCH). The images are
@@ -32,7 +35,7 @@ type Binaries struct {
 func Build(b Binaries, arch string) (*Images, error) {
 	im := &Images{Arch: arch, Standin: map[string]v1.Image{}}
 	for _, e := range Catalog {
-		if e.Pause || e.Rclone || im.Standin[e.Version] != nil {
+		if e.Pause || e.Rclone || e.Kubectl || im.Standin[e.Version] != nil {
 			continue
 		}
 		img, err := image.StandinImage(b.Standin, e.Version, arch)
@@ -48,6 +51,9 @@ func Build(b Binaries, arch string) (*Images, error) {
 	if im.Rclone, err = RcloneImage(b.Rclone, b.Busybox, arch); err != nil {
 		return nil, fmt.Errorf("building %s: %w", RcloneRef, err)
 	}
+	if im.Kubectl, err = KubectlImage(b.Kubectl, arch); err != nil {
+		return nil, fmt.Errorf("building %s: %w", KubectlRef, err)
+	}
 	return im, nil
 }
 
@@ -58,6 +64,8 @@ func (im *Images) Image(e Entry) (v1.Image, error) {
 		return im.Pause, nil
 	case e.Rclone:
 		return im.Rclone, nil
+	case e.Kubectl:
+		return im.Kubectl, nil
 	}
 	img, ok := im.Standin[e.Version]
 	if !ok {
@@ -81,17 +89,22 @@ func (im *Images) DigestRef(version string) (string, error) {
 }
 
 // Push writes every Catalog entry into the registry at addr (host:port, spoken to over plain HTTP),
-// under the entry's repository and tag (Entry.Path): remote.Write for an image's first tag in a
+// under the entry's host, repository and tag (Entry.Host, Entry.Path; the host as the `ns` query
+// parameter of every request, as containerd sends it): remote.Write for an image's first tag in a
 // repository, remote.Tag (the manifest alone) for the others. ReadyRef goes last. Its errors name the
 // reference.
 func (im *Images) Push(ctx context.Context, addr string) error {
-	written := map[string]bool{} // repository + "@" + digest
+	written := map[string]bool{} // host + "/" + repository + "@" + digest
 	for _, e := range pushOrder() {
 		img, err := im.Image(e)
 		if err != nil {
 			return err
 		}
 		repo, tag, err := e.Path()
+		if err != nil {
+			return err
+		}
+		host, err := e.Host()
 		if err != nil {
 			return err
 		}
@@ -103,11 +116,12 @@ func (im *Images) Push(ctx context.Context, addr string) error {
 		if err != nil {
 			return fmt.Errorf("digest of %s: %w", e.Ref, err)
 		}
-		key := repo + "@" + d.String()
+		key := host + "/" + repo + "@" + d.String()
+		opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(nsTransport{host, remote.DefaultTransport})}
 		if written[key] {
-			err = remote.Tag(dst, img, remote.WithContext(ctx))
+			err = remote.Tag(dst, img, opts...)
 		} else {
-			err = remote.Write(dst, img, remote.WithContext(ctx))
+			err = remote.Write(dst, img, opts...)
 		}
 		if err != nil {
 			return fmt.Errorf("pushing %s to %s: %w", e.Ref, dst, err)
@@ -115,6 +129,21 @@ func (im *Images) Push(ctx context.Context, addr string) error {
 		written[key] = true
 	}
 	return nil
+}
+
+// nsTransport adds ns=host to every request's query, as containerd does to a mirror's, so that the
+// server puts what is pushed into host's registry.
+type nsTransport struct {
+	host string
+	next http.RoundTripper
+}
+
+func (t nsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	q := r.URL.Query()
+	q.Set("ns", t.host)
+	r.URL.RawQuery = q.Encode()
+	return t.next.RoundTrip(r)
 }
 
 // pushOrder is Catalog with ReadyRef moved to the end.

@@ -32,13 +32,15 @@ type Entry struct {
 	Pause bool
 	// Rclone says Ref serves the rclone image (RcloneImage).
 	Rclone bool
+	// Kubectl says Ref serves the kubectl image (KubectlImage), from registry.k8s.io's stand-in.
+	Kubectl bool
 }
 
 // Catalog is every reference the stand-in serves. latest-development is what
 // Pulumi.dev.yaml, Pulumi.prod.yaml and Pulumi.local.yaml name; it is stand-in v1, so the committed
 // stacks run unchanged, and moving a stack to standin-v2 is a pull of another manifest. The
 // loklak-standin tags are the names the image archives (image.BuildAll) carry. RcloneRef is what the
-// archiver sidecar names by default.
+// archiver sidecar names by default. KubectlRef is on registry.k8s.io, not Docker Hub (Entry.Host).
 var Catalog = []Entry{
 	{Ref: ReadyRef, Version: "v1"},
 	{Ref: Repository + ":standin-v1", Version: "v1"},
@@ -47,11 +49,31 @@ var Catalog = []Entry{
 	{Ref: image.StandinRef("v2"), Version: "v2"},
 	{Ref: image.PauseRef, Pause: true},
 	{Ref: RcloneRef, Rclone: true},
+	{Ref: KubectlRef, Kubectl: true},
 }
 
-// Path is where e is in a registry's URL space: its Docker Hub repository ("library/" added for a
-// one-part name, as Docker Hub and containerd's docker.io mirrors do) and its tag, e.g.
-// "library/loklak-standin-pause", "v1". A pull of e goes to GET /v2/REPOSITORY/manifests/TAG.
+// Host is the registry e is on, as containerd names it in a mirror request's `ns` (one of Hosts):
+// DockerHubHost for a reference without a registry ("rclone/rclone:1.71.0"), K8sRegistryHost for
+// KubectlRef.
+func (e Entry) Host() (string, error) {
+	t, err := name.NewTag(e.Ref)
+	if err != nil {
+		return "", fmt.Errorf("catalog reference %q: %w", e.Ref, err)
+	}
+	host := t.RegistryStr()
+	if host == name.DefaultRegistry {
+		host = DockerHubHost
+	}
+	if !servesHost(host) {
+		return "", fmt.Errorf("catalog reference %q is on %s, which the server does not stand in for", e.Ref, host)
+	}
+	return host, nil
+}
+
+// Path is where e is in its host's registry's URL space: its repository ("library/" added for a one-part
+// Docker Hub name, as Docker Hub and containerd's docker.io mirrors do) and its tag, e.g.
+// "library/loklak-standin-pause", "v1", or "kubectl", "v1.33.13" for KubectlRef. A pull of e goes to
+// GET /v2/REPOSITORY/manifests/TAG?ns=HOST (Host).
 func (e Entry) Path() (repository, tag string, err error) {
 	t, err := name.NewTag(e.Ref)
 	if err != nil {

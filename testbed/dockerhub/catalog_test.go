@@ -44,6 +44,13 @@ func TestEachCatalogReferencePullsBackAsBuilt(t *testing.T) {
 				}
 				return
 			}
+			if e.Kubectl {
+				if !slices.Equal(c.Entrypoint, []string{KubectlBinaryPath}) || len(c.Cmd) != 0 || c.User != KubectlUser ||
+					c.WorkingDir != "/" {
+					t.Errorf("kubectl config: entrypoint %q, cmd %q, user %q, working dir %q", c.Entrypoint, c.Cmd, c.User, c.WorkingDir)
+				}
+				return
+			}
 			if e.Rclone {
 				if !slices.Equal(c.Entrypoint, []string{"rclone"}) || c.User != "" {
 					t.Errorf("rclone config: entrypoint %q, user %q", c.Entrypoint, c.User)

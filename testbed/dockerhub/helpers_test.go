@@ -19,7 +19,8 @@ var (
 	fakePause   = []byte("\x7fELF the pause bytes")
 	fakeRclone  = []byte("\x7fELF rclone's bytes")
 	fakeBusybox = []byte("\x7fELF busybox's bytes")
-	fakes       = Binaries{Standin: fakeStandin, Pause: fakePause, Rclone: fakeRclone, Busybox: fakeBusybox}
+	fakeKubectl = []byte("\x7fELF kubectl's bytes")
+	fakes       = Binaries{Standin: fakeStandin, Pause: fakePause, Rclone: fakeRclone, Busybox: fakeBusybox, Kubectl: fakeKubectl}
 )
 
 // logWriter sends the registry's request lines to the test log.
@@ -57,8 +58,9 @@ func serve(t *testing.T) (string, *Images) {
 	return srv.Addr(), im
 }
 
-// pull reads ref (a Docker Hub reference, tag or digest) back from the registry at addr, as a client
-// pointed at it would: same repository path, same tag or digest.
+// pull reads ref (a reference, tag or digest, on Docker Hub or registry.k8s.io) back from the registry at
+// addr, as containerd pointed at it as a mirror would: same repository path, same tag or digest, the
+// reference's registry in ns=.
 func pull(t *testing.T, addr, ref string) (v1.Image, error) {
 	t.Helper()
 	hub, err := name.ParseReference(ref)
@@ -73,7 +75,11 @@ func pull(t *testing.T, addr, ref string) (v1.Image, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := remote.Image(local)
+	host := hub.Context().RegistryStr()
+	if host == name.DefaultRegistry {
+		host = DockerHubHost
+	}
+	img, err := remote.Image(local, remote.WithTransport(nsTransport{host, remote.DefaultTransport}))
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ const (
 	BusyboxBinaryPath = "/bin/busybox"
 	RcloneWorkingDir  = "/data"
 	rclonePath        = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	rcloneCreatedBy   = "testbed/dockerhub (go-containerregistry)" // the layers' history entries
+	layerCreatedBy    = "testbed/dockerhub (go-containerregistry)" // the layers' history entries
 )
 
 // BusyboxApplets are the commands the rclone image has in /bin, each a symbolic link to busybox (a
@@ -41,9 +41,9 @@ const (
 // under /bin/sh and calls sleep, date and echo; cat and ls are for a person in `kubectl exec`.
 var BusyboxApplets = []string{"sh", "sleep", "date", "echo", "cat", "ls"}
 
-// rcloneEpoch is the modification time of every file in the rclone image's layers, so that the same
-// binaries always make the same digests.
-var rcloneEpoch = time.Unix(0, 0).UTC()
+// imageEpoch is the modification time of every file in the rclone and kubectl images' layers, so that
+// the same binaries always make the same digests.
+var imageEpoch = time.Unix(0, 0).UTC()
 
 // tarEntry is one entry of a layer: a directory (path ending in "/"), a regular file (data), or a
 // symbolic link (link set).
@@ -52,6 +52,7 @@ type tarEntry struct {
 	mode int64
 	data []byte
 	link string
+	uid  int // owner and group; 0, root, unless set
 }
 
 // tarLayer makes a layer of entries, in the order given, as a gzip blob, and hands it to
@@ -63,8 +64,10 @@ func tarLayer(entries []tarEntry) (v1.Layer, error) {
 		hdr := &tar.Header{
 			Name:    strings.TrimPrefix(e.path, "/"),
 			Mode:    e.mode,
-			ModTime: rcloneEpoch,
+			ModTime: imageEpoch,
 			Format:  tar.FormatPAX,
+			Uid:     e.uid,
+			Gid:     e.uid,
 		}
 		switch {
 		case strings.HasSuffix(e.path, "/"):
@@ -141,7 +144,7 @@ func RcloneImage(rclone, busybox []byte, arch string) (v1.Image, error) {
 		}
 		if img, err = mutate.Append(img, mutate.Addendum{
 			Layer:   layer,
-			History: v1.History{CreatedBy: rcloneCreatedBy, Comment: l.comment, Created: v1.Time{Time: rcloneEpoch}},
+			History: v1.History{CreatedBy: layerCreatedBy, Comment: l.comment, Created: v1.Time{Time: imageEpoch}},
 		}); err != nil {
 			return nil, err
 		}
@@ -152,7 +155,7 @@ func RcloneImage(rclone, busybox []byte, arch string) (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", arch
-	cf.Created = v1.Time{Time: rcloneEpoch}
+	cf.Created = v1.Time{Time: imageEpoch}
 	cf.Config = v1.Config{
 		Entrypoint: []string{"rclone"},
 		Env:        []string{"PATH=" + rclonePath, "XDG_CONFIG_HOME=/config"},

@@ -190,13 +190,14 @@ func TestRcloneImageIsReproducibleAndNeedsBothBinaries(t *testing.T) {
 	}
 }
 
-// rclone and busybox are not built by ReadBinaries: without them it fails at once, before building
-// anything, and says to run hack/toolchain.sh.
-func TestReadBinariesWantsRcloneAndBusyboxFromTheToolchain(t *testing.T) {
+// rclone, busybox and kubectl are not built by ReadBinaries: without any of them it fails at once,
+// before building anything, and says to run hack/toolchain.sh.
+func TestReadBinariesWantsRcloneBusyboxAndKubectlFromTheToolchain(t *testing.T) {
 	dir := t.TempDir()
-	for _, missing := range []string{RcloneBinary, BusyboxBinary} {
-		if missing == BusyboxBinary {
-			if err := os.WriteFile(filepath.Join(dir, RcloneBinary), []byte("\x7fELF"), 0o755); err != nil {
+	fromToolchain := []string{RcloneBinary, BusyboxBinary, KubectlBinary}
+	for i, missing := range fromToolchain {
+		for _, there := range fromToolchain[:i] {
+			if err := os.WriteFile(filepath.Join(dir, there), []byte("\x7fELF"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}

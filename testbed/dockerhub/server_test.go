@@ -23,12 +23,12 @@ const containerdAccept = "application/vnd.docker.distribution.manifest.v2+json, 
 	"application/vnd.docker.distribution.manifest.list.v2+json, " +
 	"application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*"
 
-// mirrorGet makes one request as containerd makes it to a docker.io mirror: the Docker Hub path with
-// ?ns=docker.io, containerd's Accept header. It fails the test unless the answer is 200, and returns
-// the answer's header and body.
-func mirrorGet(t *testing.T, method, addr, path string) (http.Header, []byte) {
+// mirrorRequest makes one request as containerd makes it to a registry mirror: the upstream registry's
+// path with ?ns=HOST (ns: the upstream registry, docker.io or registry.k8s.io), containerd's Accept
+// header. It returns the answer's status, header and body.
+func mirrorRequest(t *testing.T, method, addr, ns, path string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+addr+path+"?ns=docker.io", nil)
+	req, err := http.NewRequest(method, "http://"+addr+path+"?ns="+ns, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,25 +43,34 @@ func mirrorGet(t *testing.T, method, addr, path string) (http.Header, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s: %s %s", method, path, resp.Status, body)
+	return resp.StatusCode, resp.Header, body
+}
+
+// mirrorGet is mirrorRequest that fails the test unless the answer is 200.
+func mirrorGet(t *testing.T, method, addr, ns, path string) (http.Header, []byte) {
+	t.Helper()
+	status, h, body := mirrorRequest(t, method, addr, ns, path)
+	if status != http.StatusOK {
+		t.Fatalf("%s %s?ns=%s: %d %s", method, path, ns, status, body)
 	}
-	return resp.Header, body
+	return h, body
 }
 
 // A pull through a containerd registry mirror, step by step: HEAD the tag (resolve), GET the
-// manifest by the digest the HEAD gave, GET the config and the layer. containerd keeps the Docker Hub
-// path (library/ added for a one-part name) and adds ?ns=docker.io.
+// manifest by the digest the HEAD gave, GET the config and the layer. containerd keeps the upstream
+// registry's path (library/ added for a one-part Docker Hub name) and adds ?ns=docker.io, or
+// ?ns=registry.k8s.io through registry.k8s.io's mirror.
 func TestContainerdMirrorRequest(t *testing.T) {
 	addr, im := serve(t)
 	for _, c := range []struct {
-		repo, tag string
-		img       v1.Image
+		ns, repo, tag string
+		img           v1.Image
 	}{
-		{"loklak/loklak_server", "latest-development", im.Standin["v1"]},
-		{"loklak/loklak_server", "standin-v2", im.Standin["v2"]},
-		{"library/loklak-standin-pause", "v1", im.Pause},
-		{"rclone/rclone", "1.71.0", im.Rclone},
+		{"docker.io", "loklak/loklak_server", "latest-development", im.Standin["v1"]},
+		{"docker.io", "loklak/loklak_server", "standin-v2", im.Standin["v2"]},
+		{"docker.io", "library/loklak-standin-pause", "v1", im.Pause},
+		{"docker.io", "rclone/rclone", "1.71.0", im.Rclone},
+		{"registry.k8s.io", "kubectl", "v1.33.13", im.Kubectl},
 	} {
 		mt, err := c.img.MediaType()
 		if err != nil {
@@ -74,7 +83,7 @@ func TestContainerdMirrorRequest(t *testing.T) {
 		want := digest(t, c.img).String()
 
 		for _, method := range []string{http.MethodHead, http.MethodGet} {
-			h, _ := mirrorGet(t, method, addr, "/v2/"+c.repo+"/manifests/"+c.tag)
+			h, _ := mirrorGet(t, method, addr, c.ns, "/v2/"+c.repo+"/manifests/"+c.tag)
 			if ct := h.Get("Content-Type"); ct != dockerV2 {
 				t.Errorf("%s %s:%s: Content-Type %q, want %q", method, c.repo, c.tag, ct, dockerV2)
 			}
@@ -83,7 +92,7 @@ func TestContainerdMirrorRequest(t *testing.T) {
 			}
 		}
 
-		h, body := mirrorGet(t, http.MethodGet, addr, "/v2/"+c.repo+"/manifests/"+want)
+		h, body := mirrorGet(t, http.MethodGet, addr, c.ns, "/v2/"+c.repo+"/manifests/"+want)
 		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(body)); got != want {
 			t.Errorf("GET %s@%s: a manifest of digest %s", c.repo, want, got)
 		}
@@ -95,7 +104,7 @@ func TestContainerdMirrorRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, blob := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			_, b := mirrorGet(t, http.MethodGet, addr, "/v2/"+c.repo+"/blobs/"+blob.Digest.String())
+			_, b := mirrorGet(t, http.MethodGet, addr, c.ns, "/v2/"+c.repo+"/blobs/"+blob.Digest.String())
 			if got := fmt.Sprintf("sha256:%x", sha256.Sum256(b)); got != blob.Digest.String() || int64(len(b)) != blob.Size {
 				t.Errorf("blob %s of %s: %d bytes of digest %s, want %d", blob.Digest, c.repo, len(b), got, blob.Size)
 			}
@@ -150,5 +159,44 @@ func TestReadyRefIsPushedLast(t *testing.T) {
 	}
 	if last := puts[len(puts)-1]; last != "/v2/loklak/loklak_server/manifests/latest-development" {
 		t.Errorf("the last manifest pushed is %s, want latest-development's: %q", last, puts)
+	}
+}
+
+// Each registry is its own: kubectl is registry.k8s.io's, not Docker Hub's, and a request that names no
+// registry is Docker Hub's (the harness's probe, crane). A registry the server does not stand in for is
+// NAME_UNKNOWN, not Docker Hub's answer.
+func TestTheNsParameterChoosesTheRegistry(t *testing.T) {
+	addr, _ := serve(t)
+	get := func(rawURL string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + rawURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b
+	}
+	for u, want := range map[string]int{
+		"/v2/kubectl/manifests/v1.33.13?ns=registry.k8s.io":                http.StatusOK,
+		"/v2/kubectl/manifests/v1.33.13?ns=docker.io":                      http.StatusNotFound,
+		"/v2/kubectl/manifests/v1.33.13":                                   http.StatusNotFound,
+		"/v2/library/kubectl/manifests/v1.33.13?ns=docker.io":              http.StatusNotFound,
+		"/v2/rclone/rclone/manifests/1.71.0":                               http.StatusOK,
+		"/v2/rclone/rclone/manifests/1.71.0?ns=docker.io":                  http.StatusOK,
+		"/v2/rclone/rclone/manifests/1.71.0?ns=registry.k8s.io":            http.StatusNotFound,
+		"/v2/loklak/loklak_server/manifests/latest-development":            http.StatusOK,
+		"/v2/loklak/loklak_server/manifests/latest-development?ns=quay.io": http.StatusNotFound,
+	} {
+		if got, body := get(u); got != want {
+			t.Errorf("GET %s: %d %s, want %d", u, got, body, want)
+		}
+	}
+	if _, body := get("/v2/rclone/rclone/manifests/1.71.0?ns=quay.io"); !strings.Contains(string(body), `"NAME_UNKNOWN"`) ||
+		!strings.Contains(string(body), "quay.io") {
+		t.Errorf("a registry not stood in for: %s, want NAME_UNKNOWN naming it", body)
 	}
 }

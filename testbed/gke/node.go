@@ -18,8 +18,9 @@ import (
 
 // RealNodeOptions ask StartControlPlane for one real node instead of kwok's fake one: a kubelet built from
 // the control plane's source, Debian's containerd and runc, the CNI bridge, the PD CSI driver stand-in
-// (testbed/csi) acting on the disks of a simulated Compute Engine project, and the Docker Hub stand-in
-// (testbed/dockerhub) its containerd pulls images from. It needs root and a non-loopback IPv4 address.
+// (testbed/csi) acting on the disks of a simulated Compute Engine project, and the Docker Hub and
+// registry.k8s.io stand-in (testbed/dockerhub) its containerd pulls images from. It needs root and a
+// non-loopback IPv4 address.
 type RealNodeOptions struct {
 	// Name is the Node's name and its Compute Engine instance's (projects/PROJECT/zones/ZONE/instances/NAME).
 	Name string
@@ -124,7 +125,8 @@ func (cp *ControlPlane) startRealNode(ctx context.Context, zone string, opts Rea
 	defer ports.releaseAll()
 	registryPort, kubeletPort, healthzPort := ports.port(0), ports.port(1), ports.port(2)
 
-	// Docker Hub, for containerd's docker.io mirror.
+	// Docker Hub and registry.k8s.io, for containerd's docker.io and registry.k8s.io mirrors: one process,
+	// one loopback address, which tells the two apart by the ns= containerd adds to a mirror's requests.
 	registry := "127.0.0.1:" + strconv.Itoa(registryPort)
 	cp.Registry = registry
 	ports.release(0)
@@ -241,7 +243,11 @@ const csiDriverObject = `{"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver"
 // containerdConfig is containerd 1.6's configuration (version 2) with everything it writes under nd, except
 // what containerd keeps in fixed places (shim sockets under /run/containerd/s, removed as the shims exit).
 // restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, so runc cannot lower a sandbox's oom_score_adj
-// (../shared/notes/field-facts.md, "A real kubelet on these machines").
+// (../shared/notes/field-facts.md, "A real kubelet on these machines"). docker.io and registry.k8s.io
+// are mirrored to the stand-in at registry, which serves each from its own registry
+// by the ns= query parameter containerd adds to a mirror's requests (testbed/dockerhub). containerd
+// still tries the real registry after the mirror, which fails here (no network): a pull the stand-in
+// refuses or does not serve fails with the stand-in's answer as its first error.
 func containerdConfig(nd, registry string) string {
 	return fmt.Sprintf(`version = 2
 root = %[1]q
@@ -269,6 +275,8 @@ state = %[2]q
     bin_dir = "/usr/lib/cni"
     conf_dir = %[8]q
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+    endpoint = ["http://%[9]s"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
     endpoint = ["http://%[9]s"]
 `, filepath.Join(nd, "containerd/root"), filepath.Join(nd, "containerd/state"),
 		filepath.Join(nd, containerdSocket), filepath.Join(nd, containerdSocket+".ttrpc"),

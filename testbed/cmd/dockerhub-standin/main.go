@@ -1,19 +1,26 @@
-// Command dockerhub-standin stands in for Docker Hub for the test node's containerd (package
-// testbed/dockerhub): an in-memory registry on a loopback address that serves the loklak stand-in images
-// under the names the committed stacks use (loklak/loklak_server:latest-development, ...), the pause
-// image containerd's sandbox_image names (docker.io/library/loklak-standin-pause:v1), and
-// rclone/rclone:1.71.0 for the archiver sidecar (rclone v1.71.0 built from its Go module, with Debian's
-// busybox-static: a stand-in for Docker Hub's Alpine image).
+// Command dockerhub-standin stands in for Docker Hub, and for registry.k8s.io, for the test node's
+// containerd (package testbed/dockerhub): in-memory registries on one loopback address, chosen by the
+// `ns` query parameter containerd adds to a mirror's requests. Docker Hub's (ns=docker.io, or no ns)
+// serves the loklak stand-in images under the names the committed stacks use
+// (loklak/loklak_server:latest-development, ...), the pause image containerd's sandbox_image names
+// (docker.io/library/loklak-standin-pause:v1), and rclone/rclone:1.71.0 for the archiver sidecar (rclone
+// v1.71.0 built from its Go module, with Debian's busybox-static: a stand-in for Docker Hub's Alpine
+// image). registry.k8s.io's (ns=registry.k8s.io) serves registry.k8s.io/kubectl:v1.33.13 (a static
+// kubectl v1.33.13 at /bin/kubectl, its entrypoint, as Kubernetes' own image).
 //
 //	dockerhub-standin -listen 127.0.0.1:5000 -binaries "$(hack/toolchain.sh --bin-dir)/images"
 //
-// It listens, builds the images from the binaries in -binaries (rclone and busybox must be there, as
-// hack/toolchain.sh puts them; a missing loklak-standin or pause is built there first, which needs the
-// working directory inside this module), pushes every reference into itself, logs
+// It listens, builds the images from the binaries in -binaries (rclone, busybox and kubectl must be
+// there, as hack/toolchain.sh puts them; a missing loklak-standin or pause is built there first, which
+// needs the working directory inside this module), pushes every reference into itself, logs
 // `serving N references on ADDR` on standard error, and serves, logging each request, until SIGTERM or
 // SIGINT. GET /v2/loklak/loklak_server/manifests/latest-development answers 404 until the push is done,
 // so a caller waits for 200 there. It writes nothing but the binaries. Exit status: 0 after a signal, 1
 // on a failure, 2 on bad flags (a -listen that is not a loopback address among them).
+//
+// A test makes it refuse one repository's pulls with Docker Hub's 429 TOOMANYREQUESTS, and allow them
+// again, through /testbed/refusals on the same address (dockerhub.Refuse, dockerhub.Allow,
+// dockerhub.AdminPath).
 package main
 
 import (
@@ -46,7 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fl := flag.NewFlagSet("dockerhub-standin", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	listen := fl.String("listen", "", "loopback `host:port` to serve the registry on, e.g. 127.0.0.1:5000 (required)")
-	binaries := fl.String("binaries", "", "`directory` of the loklak-standin, pause, rclone and busybox binaries; "+
+	binaries := fl.String("binaries", "", "`directory` of the loklak-standin, pause, rclone, busybox and kubectl binaries; "+
 		"a missing loklak-standin or pause is built there (required)")
 	if err := fl.Parse(args); err != nil {
 		return 2

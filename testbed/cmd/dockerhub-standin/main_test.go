@@ -78,7 +78,7 @@ func start(t *testing.T, dir string) (string, time.Duration, func() int) {
 	deadline := time.After(5 * time.Minute) // the first run builds two binaries
 	for {
 		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
-			if m[1] != "7" || len(dockerhub.Catalog) != 7 {
+			if m[1] != "8" || len(dockerhub.Catalog) != 8 {
 				t.Errorf("serving %s references; the catalog has %d", m[1], len(dockerhub.Catalog))
 			}
 			return m[2], time.Since(began), func() int {
@@ -104,10 +104,10 @@ func start(t *testing.T, dir string) (string, time.Duration, func() int) {
 	}
 }
 
-// seedRcloneAndBusybox puts into dir what hack/toolchain.sh links into its bin/images and the command
-// does not build: rclone and busybox. The registry serves any bytes, so a static build of the pause
-// program stands in for both here (ReadBinaries checks only that each is a static executable).
-func seedRcloneAndBusybox(t *testing.T, dir string) {
+// seedToolchainBinaries puts into dir what hack/toolchain.sh links into its bin/images and the command
+// does not build: rclone, busybox and kubectl. The registry serves any bytes, so a static build of the
+// pause program stands in for the three here (ReadBinaries checks only that each is a static executable).
+func seedToolchainBinaries(t *testing.T, dir string) {
 	t.Helper()
 	moduleDir, err := image.ModuleDir(t.Context())
 	if err != nil {
@@ -124,7 +124,7 @@ func seedRcloneAndBusybox(t *testing.T, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{dockerhub.RcloneBinary, dockerhub.BusyboxBinary} {
+	for _, name := range []string{dockerhub.RcloneBinary, dockerhub.BusyboxBinary, dockerhub.KubectlBinary} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -132,15 +132,16 @@ func seedRcloneAndBusybox(t *testing.T, dir string) {
 }
 
 // The whole command, twice: the first run builds the stand-in and pause binaries into a -binaries
-// directory holding only rclone and busybox, the second finds them all (that start-up is what the harness
-// waits for). Each serves the harness's probe and every catalog reference, and exits 0 when its context
-// (SIGTERM in main) ends.
+// directory holding only rclone, busybox and kubectl, the second finds them all (that start-up is what the
+// harness waits for). Each serves the harness's probe and every catalog reference, each from its host's
+// registry as containerd asks a mirror (ns=), refuses and allows a repository on request, and exits 0 when
+// its context (SIGTERM in main) ends.
 func TestServesTheCatalogAndStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three binaries")
 	}
 	dir := filepath.Join(t.TempDir(), "bin")
-	seedRcloneAndBusybox(t, dir)
+	seedToolchainBinaries(t, dir)
 	for _, round := range []string{"building the binaries", "with the binaries built"} {
 		addr, took, stop := start(t, dir)
 		t.Logf("%s: serving after %s", round, took.Round(time.Millisecond))
@@ -149,14 +150,29 @@ func TestServesTheCatalogAndStops(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := http.Get("http://" + addr + "/v2/" + repo + "/manifests/" + tag)
+			host, err := e.Host()
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Errorf("%s: GET %s:%s: %s", round, repo, tag, resp.Status)
+			if got := status(t, "http://"+addr+"/v2/"+repo+"/manifests/"+tag+"?ns="+host); got != http.StatusOK {
+				t.Errorf("%s: GET %s:%s?ns=%s: %d", round, repo, tag, host, got)
 			}
+		}
+		if got := status(t, "http://"+addr+"/v2/loklak/loklak_server/manifests/latest-development"); got != http.StatusOK {
+			t.Errorf("%s: the harness's probe (no ns): %d", round, got)
+		}
+		rclone := "http://" + addr + "/v2/rclone/rclone/manifests/1.71.0?ns=docker.io"
+		if err := dockerhub.Refuse(t.Context(), addr, "rclone/rclone"); err != nil {
+			t.Fatal(err)
+		}
+		if got := status(t, rclone); got != http.StatusTooManyRequests {
+			t.Errorf("%s: rclone/rclone refused: %d, want 429", round, got)
+		}
+		if err := dockerhub.Allow(t.Context(), addr, "rclone/rclone"); err != nil {
+			t.Fatal(err)
+		}
+		if got := status(t, rclone); got != http.StatusOK {
+			t.Errorf("%s: rclone/rclone allowed again: %d, want 200", round, got)
 		}
 		if code := stop(); code != 0 {
 			t.Errorf("%s: exit %d after the cancel, want 0", round, code)
@@ -174,10 +190,21 @@ func TestServesTheCatalogAndStops(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{dockerhub.BusyboxBinary, dockerhub.StandinBinary, dockerhub.PauseBinary, dockerhub.RcloneBinary}
+	want := []string{dockerhub.BusyboxBinary, dockerhub.KubectlBinary, dockerhub.StandinBinary, dockerhub.PauseBinary, dockerhub.RcloneBinary}
 	if !slices.Equal(names, want) {
 		t.Errorf("-binaries holds %q, want only %q", names, want)
 	}
+}
+
+// status is the status of a GET of url.
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }
 
 // Without rclone in -binaries the command does not start: it exits 1 and says to run hack/toolchain.sh.

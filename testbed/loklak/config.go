@@ -97,6 +97,12 @@ const (
 	// which Kubernetes turns into a crash loop.
 	ControlFailStart = "fail-start"
 
+	// ControlFailStartAfterCut, when it exists as a gzip is cut (ControlGzipCutAfterBytes), makes the
+	// stand-in write ControlFailStart ("the last run was killed while compressing") before it exits, so
+	// every later start fails and the truncated .gz stays as the cut left it: loklak killed mid-gzip
+	// and then unable to start. A test removes ControlFailStart to let it start again.
+	ControlFailStartAfterCut = "fail-start-after-cut"
+
 	// ControlGzipBytesPerSecond holds a rate in bytes per second that each background gzip's output
 	// is held to (written in tenths of a second of real time, not the Clock), so that a test can watch
 	// the .gz grow. Each step is reported as an EventGzipProgress.

@@ -244,6 +244,9 @@ func backgroundGzip(ctx context.Context, dataDir, src string, opts DumpOptions) 
 		return
 	}
 	report(Event{Kind: EventGzipCut, Bytes: w.written})
+	if _, ok, _ := readControl(dataDir, ControlFailStartAfterCut); ok {
+		_ = os.WriteFile(filepath.Join(ControlDir(dataDir), ControlFailStart), []byte("the last run was killed while compressing"), 0o644)
+	}
 	exit := opts.Exit
 	if exit == nil {
 		exit = os.Exit

@@ -359,3 +359,33 @@ func TestACutGzipEndsTheProcessWith137(t *testing.T) {
 		t.Errorf("the .txt is not intact after the cut")
 	}
 }
+
+// With fail-start-after-cut, the cut leaves fail-start behind: every later start fails and the truncated
+// .gz stays as it is, next to its .txt.
+func TestACutGzipCanLeaveTheServerUnableToStart(t *testing.T) {
+	cfg := testConfig(t)
+	own := OwnDumpDir(cfg.DataDir)
+	writeFile(t, filepath.Join(own, oldDump), string(randomBytes(4096)))
+	writeControl(t, cfg.DataDir, ControlGzipCutAfterBytes, "100")
+	writeControl(t, cfg.DataDir, ControlFailStartAfterCut, "")
+	exits := make(chan int, 4)
+	cfg.Exit = func(code int) { exits <- code }
+	h := start(t, cfg, day)
+	h.ev.next(EventGzipCut)
+	if code := <-exits; code != 137 {
+		t.Errorf("exit %d, want 137", code)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(ControlDir(cfg.DataDir), ControlFailStart))
+	if err != nil || string(got) != "the last run was killed while compressing" {
+		t.Fatalf("fail-start after the cut: %q, %v", got, err)
+	}
+	if err := New(cfg).Run(t.Context()); err == nil || !strings.Contains(err.Error(), "cannot start") {
+		t.Errorf("the next start: %v, want it to fail", err)
+	}
+	if n := len(readFile(t, filepath.Join(own, oldDump+".gz"))); n != 100 {
+		t.Errorf("the truncated .gz is %d bytes after the failed start, want the cut's 100", n)
+	}
+}

@@ -2,6 +2,7 @@ package infra_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,15 +29,24 @@ func withArchive(overrides map[string]string) map[string]string {
 	return m
 }
 
-// archiver returns the archiver sidecar of the Deployment's pod, failing when there is none.
+// archiver returns the archiver container of the Deployment's pod, failing when there is none. It looks
+// in the pod's containers and, while server.go still declares it there, its init containers.
 func archiver(t *testing.T, rec *recorder.Recorder) map[string]any {
 	t.Helper()
 	dep := rec.One(t, tDeployment)
-	inits, _ := dep.Get("spec.template.spec.initContainers").([]any)
-	if len(inits) != 1 {
-		t.Fatalf("init containers = %v, want the archiver alone", inits)
+	var found []map[string]any
+	for _, field := range []string{"spec.template.spec.containers", "spec.template.spec.initContainers"} {
+		cs, _ := dep.Get(field).([]any)
+		for _, c := range cs {
+			if m, _ := c.(map[string]any); m["name"] == "archiver" {
+				found = append(found, m)
+			}
+		}
 	}
-	return inits[0].(map[string]any)
+	if len(found) != 1 {
+		t.Fatalf("the pod has %d archiver containers, want one", len(found))
+	}
+	return found[0]
 }
 
 func envOf(container map[string]any) map[string]string {
@@ -54,7 +64,7 @@ func TestNoArchiveByDefault(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		rec := mustRun(t, stack, map[string]string{"archiveBucket": ""})
 		for _, typ := range []string{tBucket, tAccount, tBucketIAM, tAccountIAM, tServiceAccount} {
-			if n := len(rec.OfType(typ)); n != 0 {
+			if n := len(archiveOnly(rec.OfType(typ))); n != 0 {
 				t.Errorf("%s: %d %s declared without archiveBucket", stack, n, typ)
 			}
 		}
@@ -148,7 +158,7 @@ func TestArchiverGrantsAreLeastPrivilegeAndDeleteBeforeReplace(t *testing.T) {
 	want(t, "serviceAccountId (the account's name, not its email)", wi.String("serviceAccountId"), "projects/loklak-server/serviceAccounts/"+email)
 	want(t, "workload identity deleteBeforeReplace", wi.DeleteBeforeReplace, true)
 
-	ksa := rec.One(t, tServiceAccount)
+	ksa := archiverKSA(t, rec)
 	want(t, "KSA name", ksa.String("metadata.name"), infra.ArchiverKubernetesServiceAccount)
 	want(t, "KSA namespace", ksa.String("metadata.namespace"), "loklak-dev")
 	annotations, _ := ksa.Get("metadata.annotations").(map[string]any)
@@ -160,36 +170,37 @@ func TestArchiverGrantsAreLeastPrivilegeAndDeleteBeforeReplace(t *testing.T) {
 	want(t, "dumpArchiverAccount", rec.Outputs["dumpArchiverAccount"], any(email))
 }
 
-// The sidecar copies (never syncs), only closed files, verifies by checksum, never overwrites, and runs
-// with loklak's least privilege.
-func TestArchiverSidecar(t *testing.T) {
-	for _, tc := range []struct{ prune string }{{"0"}, {"7"}} {
-		rec := mustRun(t, "dev", withArchive(map[string]string{"archivePruneAfterDays": tc.prune, "archiveEndpoint": ""}))
+// The archiver copies (never syncs) only whole closed files, verifies by checksum, never overwrites,
+// prunes only after a successful copy, and runs with loklak's least privilege, as a user that is not root,
+// pulling its image only when the node lacks it.
+func TestArchiverContainer(t *testing.T) {
+	for _, tc := range []struct{ prune int }{{0}, {7}} {
+		rec := mustRun(t, "dev", withArchive(map[string]string{"archivePruneAfterDays": strconv.Itoa(tc.prune), "archiveEndpoint": ""}))
 		c := archiver(t, rec)
 		r := recorder.Resource{Inputs: c}
-		want(t, "restartPolicy (a native sidecar)", r.String("restartPolicy"), "Always")
-		want(t, "image", r.String("image"), "rclone/rclone:1.71.0")
+		want(t, "restartPolicy (an ordinary container, not a native sidecar)", r.String("restartPolicy"), "")
+		want(t, "image", strings.HasPrefix(r.String("image"), "rclone/rclone:1.71.0"), true)
+		want(t, "imagePullPolicy (a tag, still pulled only when missing)", r.String("imagePullPolicy"), "IfNotPresent")
+		wantDeep(t, "command", []any{r.Get("command.0"), r.Get("command.1")}, []any{"/bin/sh", "-c"})
 		script := r.String("command.2")
-		for _, must := range []string{"rclone copy ", "--include '/messages_*.txt.gz'", `--min-age "$ARCHIVE_MIN_AGE" --ignore-existing`, "--immutable", "trap "} {
+		cfg := infra.ArchiveConfig{Bucket: "loklak-dev-dumps", ArchiverEnabled: true, PruneAfterDays: tc.prune}
+		if !strings.Contains(script, "( "+infra.ArchiverRound(cfg)+" ) &") {
+			t.Errorf("prune=%d: the loop does not run infra.ArchiverRound in the background:\n%s", tc.prune, script)
+		}
+		for _, must := range []string{"trap 'echo \"archiver: stopping\"; exit 0' TERM INT", "archive round done", "archive round FAILED"} {
 			if !strings.Contains(script, must) {
-				t.Errorf("prune=%s: the archiver's script lacks %q:\n%s", tc.prune, must, script)
+				t.Errorf("prune=%d: the loop lacks %q:\n%s", tc.prune, must, script)
 			}
 		}
-		// Pruning: a move of the older files, compared by MD5, and only after the copy succeeded.
-		prune := ` && rclone move "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --include '/messages_*.txt.gz' --immutable --retries 1 --stats-one-line -v --min-age "$ARCHIVE_PRUNE_AGE" --checksum`
-		if got := strings.Contains(script, prune); got != (tc.prune != "0") {
-			t.Errorf("prune=%s: the script moves (%s) %v:\n%s", tc.prune, prune, got, script)
-		}
-		for _, never := range []string{"sync", "delete", "purge", "rm ", "--ignore-checksum", "--size-only"} {
-			if strings.Contains(script, never) {
-				t.Errorf("prune=%s: the archiver's script has %q:\n%s", tc.prune, never, script)
-			}
-		}
+
 		env := envOf(c)
 		want(t, "destination", env["ARCHIVE_DESTINATION"], "archive:loklak-dev-dumps/"+infra.ArchivePrefix)
 		want(t, "source", env["ARCHIVE_SOURCE"], infra.DataPath+"/dump/own")
-		want(t, "min age", env["ARCHIVE_MIN_AGE"], "60m")
-		want(t, "prune age", env["ARCHIVE_PRUNE_AGE"], tc.prune+"d")
+		want(t, "staging, on the data disk beside dump/own", env["ARCHIVE_STAGING"], infra.DataPath+"/dump/restore-staging")
+		want(t, "min age", env["ARCHIVE_MIN_AGE_MINUTES"], "60")
+		want(t, "prune age", env["ARCHIVE_PRUNE_AGE_MINUTES"], strconv.Itoa(tc.prune*24*60))
+		want(t, "restore script", env["ARCHIVE_RESTORE"], infra.ArchiverRestore(cfg))
+		want(t, "HOME (the root filesystem is read-only)", env["HOME"], "/tmp")
 		want(t, "credentials (Workload Identity)", env["RCLONE_CONFIG_ARCHIVE_ENV_AUTH"], "true")
 		want(t, "no object ACLs", env["RCLONE_CONFIG_ARCHIVE_BUCKET_POLICY_ONLY"], "true")
 		if _, ok := env["RCLONE_CONFIG_ARCHIVE_ENDPOINT"]; ok {
@@ -201,12 +212,99 @@ func TestArchiverSidecar(t *testing.T) {
 		want(t, "no privilege escalation", r.Get("securityContext.allowPrivilegeEscalation"), any(false))
 		wantDeep(t, "capabilities dropped", r.Get("securityContext.capabilities.drop"), []any{"ALL"})
 		want(t, "read-only root filesystem", r.Get("securityContext.readOnlyRootFilesystem"), any(true))
+		want(t, "runAsNonRoot", r.Get("securityContext.runAsNonRoot"), any(true))
+		want(t, "ArchiverUID", infra.ArchiverUID, 65532)
+		for _, id := range []string{"runAsUser", "runAsGroup"} {
+			if v, _ := r.Get("securityContext." + id).(float64); v != 65532 {
+				t.Errorf("securityContext.%s = %v, want 65532", id, r.Get("securityContext."+id))
+			}
+		}
 		for _, q := range []string{"requests.cpu", "requests.memory", "limits.cpu", "limits.memory"} {
 			if r.String("resources."+q) == "" {
 				t.Errorf("the archiver has no %s", q)
 			}
 		}
 		want(t, "pod seccomp", rec.One(t, tDeployment).String("spec.template.spec.securityContext.seccompProfile.type"), "RuntimeDefault")
+	}
+}
+
+// The round: one listing of the bucket, candidates found locally, whole files only (no .txt beside them,
+// gzip -t before a first upload), exact lists for rclone, a differing archived copy reported, pruning only
+// after a successful copy and only by MD5; nothing that could delete or overwrite in the bucket.
+func TestArchiverRound(t *testing.T) {
+	for _, prune := range []int{0, 7} {
+		round := infra.ArchiverRound(infra.ArchiveConfig{Bucket: "b", ArchiverEnabled: true, PruneAfterDays: prune})
+		for _, must := range []string{
+			`rclone lsf "$ARCHIVE_DESTINATION" --files-only --format sp`,
+			`find . -maxdepth 1 -type f -name 'messages_*.txt.gz' ! -mmin -"$ARCHIVE_MIN_AGE_MINUTES"`,
+			`if [ -e "${n%.gz}" ]; then`,
+			`if err=$(gzip -t "$n" 2>&1); then`,
+			"NOT ARCHIVED: $n is not a complete gzip stream",
+			"ARCHIVED COPY DIFFERS: $n: the bucket holds $s bytes, the disk $size bytes",
+			`rclone copy "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --files-from "$w/copy" --no-traverse --immutable --retries 1`,
+			"exit $status",
+		} {
+			if !strings.Contains(round, must) {
+				t.Errorf("prune=%d: the round lacks %q:\n%s", prune, must, round)
+			}
+		}
+		if n := strings.Count(round, "rclone lsf"); n != 1 {
+			t.Errorf("prune=%d: the round lists the bucket %d times, want once", prune, n)
+		}
+		// The sibling check comes before the bucket is consulted and before gzip -t.
+		if sib, gz := strings.Index(round, `[ -e "${n%.gz}" ]`), strings.Index(round, "gzip -t"); sib < 0 || sib > gz {
+			t.Errorf("prune=%d: the .txt check does not come first", prune)
+		}
+		move := `rclone move "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION" --files-from "$w/pruning" --no-traverse --checksum --immutable --retries 1`
+		if got := strings.Contains(round, move); got != (prune > 0) {
+			t.Errorf("prune=%d: the round moves (%s): %v", prune, move, got)
+		}
+		if prune > 0 {
+			for _, must := range []string{`! -mmin -"$ARCHIVE_PRUNE_AGE_MINUTES"`, `if [ -z "$copied" ]; then`} {
+				if !strings.Contains(round, must) {
+					t.Errorf("prune=%d: the round lacks %q", prune, must)
+				}
+			}
+			if strings.Index(round, move) < strings.Index(round, "rclone copy") {
+				t.Errorf("the round moves before it copies")
+			}
+		}
+		for _, never := range []string{"rclone sync", "rclone delete", "purge", "rclone rmdir", "--ignore-checksum", "--size-only", "--delete", "--ignore-existing"} {
+			if strings.Contains(round, never) {
+				t.Errorf("prune=%d: the round has %q", prune, never)
+			}
+		}
+		if n, ok := strings.Count(round, "rm -"), strings.Contains(round, `trap 'rm -rf "$w"' EXIT`); n != 1 || !ok {
+			t.Errorf("prune=%d: the round removes something other than its own temporary directory", prune)
+		}
+	}
+}
+
+// The restore: staged on the data disk, checked with gzip -t, a local file replaced only by an object
+// whose content it begins, nothing deleted in the bucket, and with pruning only what pruning keeps.
+func TestArchiverRestore(t *testing.T) {
+	for _, prune := range []int{0, 7} {
+		restore := infra.ArchiverRestore(infra.ArchiveConfig{Bucket: "b", ArchiverEnabled: true, PruneAfterDays: prune})
+		for _, must := range []string{
+			`rclone copyto "$ARCHIVE_DESTINATION/$name" "$s"`,
+			`if ! err=$(gzip -t "$s" 2>&1); then`,
+			"CORRUPT IN BUCKET", "CONFLICT", "REPLACED", "SKIPPED",
+			`if [ -e "${l%.gz}" ]; then`,
+			`prefix "$l" "$s" "$lz"`,
+			`[ "$failed" -eq 0 ]`,
+		} {
+			if !strings.Contains(restore, must) {
+				t.Errorf("prune=%d: the restore lacks %q:\n%s", prune, must, restore)
+			}
+		}
+		if got := strings.Contains(restore, `--max-age "${ARCHIVE_PRUNE_AGE_MINUTES}m"`); got != (prune > 0) {
+			t.Errorf("prune=%d: the restore limits itself to what pruning keeps: %v", prune, got)
+		}
+		for _, never := range []string{"rclone sync", "rclone move", "rclone delete", "purge", "rclone copy "} {
+			if strings.Contains(restore, never) {
+				t.Errorf("prune=%d: the restore has %q", prune, never)
+			}
+		}
 	}
 }
 
@@ -228,7 +326,7 @@ func TestArchiverOffKeepsTheBucket(t *testing.T) {
 	b := rec.One(t, tBucket)
 	want(t, "bucket protect", b.Protect, true)
 	for _, typ := range []string{tAccount, tBucketIAM, tAccountIAM, tServiceAccount} {
-		if n := len(rec.OfType(typ)); n != 0 {
+		if n := len(archiveOnly(rec.OfType(typ))); n != 0 {
 			t.Errorf("%d %s with the archiver off", n, typ)
 		}
 	}
@@ -259,8 +357,29 @@ func TestCommittedStacksArchive(t *testing.T) {
 // account's email through every IAM member's output.
 func TestArchiverWaitsForItsGrants(t *testing.T) {
 	rec := mustRun(t, "dev", archiving)
-	ksa := rec.One(t, tServiceAccount)
+	ksa := archiverKSA(t, rec)
 	wantDependsOn(t, ksa, tAccountIAM, "archiver-workload-identity")
 	wantDependsOn(t, ksa, tBucketIAM, "archiver-objectCreator")
 	wantDependsOn(t, ksa, tBucketIAM, "archiver-objectViewer")
+}
+
+// archiveOnly leaves out the dump rotation's resources (rotation.go), which every committed stack declares.
+func archiveOnly(rs []recorder.Resource) []recorder.Resource {
+	var out []recorder.Resource
+	for _, r := range rs {
+		if r.String("metadata.name") != infra.RotationName {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// archiverKSA is the archiver's Kubernetes service account, failing unless there is exactly one.
+func archiverKSA(t *testing.T, rec *recorder.Recorder) recorder.Resource {
+	t.Helper()
+	ksas := archiveOnly(rec.OfType(tServiceAccount))
+	if len(ksas) != 1 {
+		t.Fatalf("want exactly one archiver service account, got %d", len(ksas))
+	}
+	return ksas[0]
 }

@@ -4,6 +4,7 @@ package rclone
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -64,12 +65,24 @@ const (
 )
 
 // copyFlags and moveFlags are the flags infra.ArchiverRound gives rclone copy and, when pruning, rclone
-// move (the include filter anchored at the source's root, as there); TestArchiverFlagsAreTheProducts
-// holds them to it.
+// move, after the source, the destination and --files-from LIST (the files the round chose);
+// TestArchiverFlagsAreTheProducts holds them to it. --files-from overrides every other filter (fs/filter
+// Filter.Include), so the list alone says what is copied or moved; --no-traverse makes rclone look each
+// named file and object up instead of listing either side.
 var (
-	copyFlags = []string{"--include", "/messages_*.txt.gz", "--immutable", "--retries", "1", "--stats-one-line", "-v", "--min-age", "1m", "--ignore-existing"}
-	moveFlags = []string{"--include", "/messages_*.txt.gz", "--immutable", "--retries", "1", "--stats-one-line", "-v", "--min-age", "1m", "--checksum"}
+	copyFlags = []string{"--no-traverse", "--immutable", "--retries", "1", "--stats-one-line", "-v"}
+	moveFlags = []string{"--no-traverse", "--checksum", "--immutable", "--retries", "1", "--stats-one-line", "-v"}
 )
+
+// filesFrom writes a --files-from list of names and returns the arguments that name it.
+func filesFrom(t *testing.T, names ...string) []string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "list")
+	if err := os.WriteFile(p, []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--files-from", p}
+}
 
 // emulator is fake-gcs-server's fakestorage on a loopback HTTP listener, its objects in a directory
 // (the filesystem backend, as the GCP stand-in keeps buckets), with one empty bucket.
@@ -154,11 +167,11 @@ func rclone(t *testing.T, env []string, args ...string) (int, string) {
 	return -1, ""
 }
 
-// dumps is a dump directory as loklak leaves it: two closed days (.txt.gz, last written hours ago), one
-// just gzipped (.txt.gz, written now: younger than --min-age) and today's open file (.txt, old enough,
-// but not a .txt.gz). One closed day is bigger than rclone's 16 MiB upload chunk, so it goes up as a
-// resumable upload, the other as one request. It returns the directory and the closed days' bytes by
-// name.
+// dumps is a dump directory as loklak leaves it: two closed days (.txt.gz, whole gzip streams, last
+// written hours ago), one just gzipped (.txt.gz, written now: younger than the min age) and today's open
+// file (.txt, old enough, but not a .txt.gz). One closed day is bigger than rclone's 16 MiB upload chunk,
+// so it goes up as a resumable upload, the other as one request. It returns the directory and the closed
+// days' bytes by name.
 func dumps(t *testing.T) (string, map[string][]byte) {
 	t.Helper()
 	dir := t.TempDir()
@@ -177,6 +190,9 @@ func dumps(t *testing.T) (string, map[string][]byte) {
 	} {
 		b := make([]byte, f.size)
 		_, _ = rnd.Read(b)
+		if strings.HasSuffix(f.name, ".gz") {
+			b = storedGzip(t, b)
+		}
 		p := filepath.Join(dir, f.name)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
@@ -189,6 +205,23 @@ func dumps(t *testing.T) (string, map[string][]byte) {
 		}
 	}
 	return dir, closed
+}
+
+// storedGzip is b as a whole gzip stream, stored (random bytes do not compress): a little bigger than b.
+func storedGzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := gzip.NewWriterLevel(&out, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 func md5base64(b []byte) string {
@@ -259,12 +292,13 @@ func put(t *testing.T, e *emulator, name string, b []byte, metadata map[string]s
 	})
 }
 
-// The archiver's life, with the archiver's remote and flags: copy takes the closed days only, verified
-// by MD5; a second copy changes nothing; an object changed in the bucket makes copy fail and stay
-// unchanged (--immutable), and makes move keep that file while it removes the other, already archived
-// one; with the object's bytes back, move removes the last closed day. The fresh file and the open one
-// never leave the disk. rclone writes nothing into HOME. (A proxy in front of the emulator only
-// records that the big file went up as a resumable upload, the small one in one request.)
+// rclone as the archiver's round calls it, with the archiver's remote and flags and the lists the round
+// would choose: copy takes exactly the listed files (the closed days), verified by MD5, and nothing else
+// in the directory; a second copy changes nothing; move removes a listed file whose object has its MD5
+// and keeps one whose object was changed (--immutable); with the object's bytes back, it removes that
+// one too. The fresh file and the open one never leave the disk. rclone writes nothing into HOME. (A proxy
+// in front of the emulator only records that the big file went up as a resumable upload, the small one in
+// one request.)
 func TestArchiverCopyThenMove(t *testing.T) {
 	e := startEmulator(t)
 	src, closed := dumps(t)
@@ -274,8 +308,10 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	dst := "archive:" + bucket + "/" + prefix
 	a, b := "messages_20170601_00000001.txt.gz", "messages_20170602_00000002.txt.gz"
 	fresh, open := "messages_20170603_00000003.txt.gz", "messages_20170604_00000004.txt"
+	copyArgs := append(append([]string{"copy", src, dst}, filesFrom(t, a, b)...), copyFlags...)
+	moveArgs := append(append([]string{"move", src, dst}, filesFrom(t, a, b)...), moveFlags...)
 
-	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, copyArgs...); code != 0 {
 		t.Fatalf("copy: exit %d", code)
 	}
 	wantArchived(t, e, closed)
@@ -285,7 +321,7 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	}
 
 	before := e.objects(t)
-	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, copyArgs...); code != 0 {
 		t.Fatalf("copy again: exit %d", code)
 	}
 	if after := e.objects(t); !maps.EqualFunc(before, after, func(x, y fakestorage.ObjectAttrs) bool {
@@ -294,15 +330,9 @@ func TestArchiverCopyThenMove(t *testing.T) {
 		t.Errorf("copy again rewrote objects: before %+v, after %+v", before, after)
 	}
 
-	// A changed object: copy leaves it alone (--ignore-existing: nothing is compared, nothing rewritten);
-	// move refuses to remove the local file whose object differs.
+	// A changed object: move refuses to remove the local file whose object differs.
 	changed := tamper(t, e, a)
-	if code, _ := rclone(t, env, append([]string{"copy", src, dst}, copyFlags...)...); code != 0 {
-		t.Errorf("copy beside a changed object: exit %d; want 0 and the object left alone", code)
-	}
-	wantArchived(t, e, map[string][]byte{a: changed, b: closed[b]})
-
-	code, out := rclone(t, env, append([]string{"move", src, dst}, moveFlags...)...)
+	code, out := rclone(t, env, moveArgs...)
 	if code == 0 || !strings.Contains(out, "immutable file modified") {
 		t.Errorf("move onto a changed object: exit %d; want a failure that says immutable file modified", code)
 	}
@@ -310,7 +340,7 @@ func TestArchiverCopyThenMove(t *testing.T) {
 	wantArchived(t, e, map[string][]byte{a: changed, b: closed[b]})
 
 	put(t, e, a, closed[a], e.objects(t)[prefix+"/"+a].Metadata)
-	if code, _ := rclone(t, env, append([]string{"move", src, dst}, moveFlags...)...); code != 0 {
+	if code, _ := rclone(t, env, moveArgs...); code != 0 {
 		t.Fatalf("move: exit %d", code)
 	}
 	wantLocal(t, src, fresh, open)
@@ -396,7 +426,8 @@ func TestMoveKeepsAFileWhoseUploadComesBackWithAnotherMD5(t *testing.T) {
 	}
 	base, _ := proxy(t, e.url, true)
 	env := remoteEnv(base+"/storage/v1/", t.TempDir())
-	code, out := rclone(t, env, append([]string{"move", src, "archive:" + bucket + "/" + prefix}, moveFlags...)...)
+	args := append(append([]string{"move", src, "archive:" + bucket + "/" + prefix}, filesFrom(t, name)...), moveFlags...)
+	code, out := rclone(t, env, args...)
 	if code == 0 || !strings.Contains(out, "corrupted on transfer: md5 hashes differ") {
 		t.Errorf("move through a server that reports another MD5: exit %d; want a failure that says the md5 hashes differ", code)
 	}
@@ -445,32 +476,23 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// The flags these tests give rclone are the product's: infra.ArchiverRound with pruning is exactly the copy
-// with copyFlags, then the move with moveFlags (the min age read from the environment there).
+// The flags these tests give rclone are the product's: infra.ArchiverRound calls rclone copy with
+// copyFlags and, when pruning, rclone move with moveFlags, each once, on the round's --files-from list;
+// without pruning there is no move; never a sync.
 func TestArchiverFlagsAreTheProducts(t *testing.T) {
-	quote := func(flags []string, minAge string) string {
-		var b strings.Builder
-		for i := 0; i < len(flags); i++ {
-			switch flags[i] {
-			case "--include":
-				b.WriteString(" --include '" + flags[i+1] + "'")
-				i++
-			case "--min-age":
-				b.WriteString(` --min-age "` + minAge + `"`)
-				i++
-			case "--retries":
-				b.WriteString(" --retries " + flags[i+1])
-				i++
-			default:
-				b.WriteString(" " + flags[i])
-			}
-		}
-		return b.String()
-	}
 	const paths = ` "$ARCHIVE_SOURCE" "$ARCHIVE_DESTINATION"`
-	want := "rclone copy" + paths + quote(copyFlags, "$ARCHIVE_MIN_AGE") + " && rclone move" + paths + quote(moveFlags, "$ARCHIVE_PRUNE_AGE")
-	got := infra.ArchiverRound(infra.ArchiveConfig{Bucket: "b", ArchiverEnabled: true, PruneAfterDays: 1})
-	if got != want {
-		t.Errorf("the product's round:\n%s\nthese tests run:\n%s", got, want)
+	copyLine := "rclone copy" + paths + ` --files-from "$w/copy" ` + strings.Join(copyFlags, " ")
+	moveLine := "rclone move" + paths + ` --files-from "$w/pruning" ` + strings.Join(moveFlags, " ")
+	for _, prune := range []bool{false, true} {
+		got := infra.ArchiverRound(infra.ArchiveConfig{Bucket: "b", ArchiverEnabled: true, PruneAfterDays: map[bool]int{false: 0, true: 1}[prune]})
+		if strings.Count(got, copyLine) != 1 || strings.Count(got, "rclone copy") != 1 {
+			t.Errorf("prune %v: the product's round does not copy once with %q:\n%s", prune, copyLine, got)
+		}
+		if n := strings.Count(got, moveLine); n != map[bool]int{false: 0, true: 1}[prune] || strings.Count(got, "rclone move") != n {
+			t.Errorf("prune %v: the product's round moves %d times with %q:\n%s", prune, n, moveLine, got)
+		}
+		if strings.Contains(got, "sync") {
+			t.Errorf("the product's round syncs:\n%s", got)
+		}
 	}
 }

@@ -40,6 +40,19 @@ type Config struct {
 	Address    AddressConfig
 	Alert      AlertConfig
 	Archive    ArchiveConfig
+	Rotation   RotationConfig
+}
+
+// RotationConfig is the daily restart of loklak that closes its dump file (rotation.go). loklak picks
+// its dump file once, when it starts, and gzips the older ones only at its next start on a later GMT
+// day; without a restart a file never closes.
+type RotationConfig struct {
+	// Enabled declares the CronJob; off, a dump file closes only when loklak happens to restart.
+	Enabled bool
+	// HourUTC is the hour (0 to 23, UTC, on the minute 0) of the daily restart.
+	HourUTC int
+	// Image runs kubectl: the official registry.k8s.io/kubectl image, pinned.
+	Image string
 }
 
 // AlertConfig is the optional Cloud Monitoring alert on how full the dumps volume is: loklak stops
@@ -306,6 +319,9 @@ var Keys = map[string]string{
 	"archivePublic":                 "boolean",
 	"archivePublicAccessPrevention": "string",
 	"archiveEndpoint":               "string",
+	"dumpRotationEnabled":           "boolean",
+	"dumpRotationHourUtc":           "integer",
+	"dumpRotationImage":             "string",
 }
 
 // SortedKeys returns the config keys in a stable order (for docs and tests).

@@ -197,7 +197,7 @@ func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
 		{map[string]string{"archiveBucket": "loklak-dumps", "archiveSoftDeleteDays": "90"}, tBucket, "softDeletePolicy.retentionDurationSeconds", float64(90 * 86400)},
 		{map[string]string{"archiveBucket": "loklak-dumps", "archiveSoftDeleteDays": "0"}, tBucket, "softDeletePolicy.retentionDurationSeconds", float64(0)},
 		{map[string]string{"archiveBucket": "loklak-dumps", "archiveRetentionDays": "24855"}, tBucket, "retentionPolicy.retentionPeriod", float64(24855 * 86400)},
-		{map[string]string{"archiveBucket": "loklak-dumps", "archiveMinAgeMinutes": "1"}, tDeployment, "spec.template.spec.initContainers.0.env.2.value", "1m"},
+		{map[string]string{"archiveBucket": "loklak-dumps", "archiveMinAgeMinutes": "1"}, tDeployment, "spec.template.spec.containers.1.env.2.value", "1"},
 		{map[string]string{"diskSourceSnapshot": "s-" + strings.Repeat("x", 61)}, tDisk, "snapshot", "projects/loklak-server/global/snapshots/s-" + strings.Repeat("x", 61)},
 		{map[string]string{"diskSourceSnapshot": "s1", "namespace": strings.Repeat("n", 49)}, tPV, "metadata.name", strings.Repeat("n", 49) + "-dump" +
 			volumeTag("projects/loklak-server/zones/us-central1-a/disks/loklak-dev-data", "projects/loklak-server/global/snapshots/s1")},

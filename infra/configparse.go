@@ -211,6 +211,9 @@ func ParseConfig(project string, get func(key string) (string, bool), setKeys []
 		p.fail("volumeAlertChannels", channels, "must be empty when volumeAlertPercent is 0 (no alert); set volumeAlertPercent to declare the alert")
 	}
 	c.Archive = p.archive(c.Region)
+	c.Rotation.Enabled = p.boolean("dumpRotationEnabled")
+	c.Rotation.HourUTC = p.intIn("dumpRotationHourUtc", 0, 23, "the hour of the day, in UTC, at which loklak is restarted to close its dump file")
+	c.Rotation.Image = p.image("dumpRotationImage")
 	p.errs = append(p.errs, UndeclaredKeys(project, setKeys)...)
 
 	if len(p.errs) > 0 {

@@ -47,7 +47,8 @@ func TestReadmeDiagramMatchesTheProgram(t *testing.T) {
 	for _, run := range []struct {
 		stack     string
 		overrides map[string]string
-	}{{"dev", nil}, {"prod", nil}, {"prod", regional}, {"dev", withArchive(map[string]string{"archivePublic": "true", "archivePublicAccessPrevention": "inherited"})}} {
+	}{{"dev", nil}, {"prod", nil}, {"prod", regional}, {"dev", withArchive(map[string]string{"archivePublic": "true", "archivePublicAccessPrevention": "inherited"})},
+		{"dev", map[string]string{"volumeAlertPercent": "80", "volumeAlertChannels": "projects/loklak-server/notificationChannels/1"}}} {
 		for _, r := range mustRun(t, run.stack, run.overrides).Resources() {
 			if !slices.Contains(registered, r.Type) {
 				registered = append(registered, r.Type)

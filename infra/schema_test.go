@@ -128,6 +128,9 @@ func TestEveryKeyChangesWhatIsDeclared(t *testing.T) {
 		"archivePublic":                 {inherited, map[string]string{"archivePublic": "true"}},
 		"archivePublicAccessPrevention": {archiving, map[string]string{"archivePublicAccessPrevention": "inherited"}},
 		"archiveEndpoint":               {archiving, map[string]string{"archiveEndpoint": "http://10.0.0.1:4443/storage/v1/"}},
+		"dumpRotationEnabled":           {nil, map[string]string{"dumpRotationEnabled": "false"}},
+		"dumpRotationHourUtc":           {nil, map[string]string{"dumpRotationHourUtc": "4"}},
+		"dumpRotationImage":             {nil, map[string]string{"dumpRotationImage": "registry.k8s.io/kubectl:v1.34.2"}},
 	}
 	declared := func(overrides map[string]string) string {
 		rec := mustRun(t, "dev", overrides)

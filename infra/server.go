@@ -20,7 +20,16 @@ const (
 	// StatusPath answers once loklak is up (StatusService).
 	StatusPath = "/api/status.json"
 	// probePeriodSeconds is how often the startup probe asks; startupTimeoutSeconds / period = attempts.
-	probePeriodSeconds = 10
+	// Once a second: a refused connection costs the starting JVM nothing, and every second between
+	// loklak answering and the probe noticing is a second /dump/ is down after each restart (the daily
+	// rotation, an image update).
+	probePeriodSeconds = 1
+	// readinessPeriodSeconds is how often the readiness probe asks once loklak has started: the first
+	// readiness answer puts the pod behind the Service, so it bounds the gap after the startup probe.
+	// readinessFailureThreshold times it (30 s) is how long a busy loklak may answer slowly before it
+	// leaves the Service.
+	readinessPeriodSeconds    = 3
+	readinessFailureThreshold = 10
 )
 
 // Server is loklak_server: one pod on the dumps claim, a Service that reaches /dump/, and a
@@ -67,7 +76,10 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 		Name:                  pulumi.String(dataVolumeName),
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: args.ClaimName},
 	}}
-	var sidecars corev1.ContainerArray
+	var archiver corev1.ContainerArray
+	podSecurity := &corev1.PodSecurityContextArgs{
+		SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+	}
 	// Named even when it is the namespace's default: a field the program stops sending is not enough.
 	// The API server keeps the deprecated spec.serviceAccount (an alias it fills in) and copies it back
 	// into an empty serviceAccountName, so turning the archiver off would start pods under the archiver's
@@ -80,8 +92,15 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 			return nil, err
 		}
 		serviceAccountName = ksa.Metadata.Name()
-		sidecars = corev1.ContainerArray{archiverContainer(*args.Archiver)}
+		archiver = corev1.ContainerArray{archiverContainer(*args.Archiver)}
 		volumes = append(volumes, archiverTmpVolume())
+		// The archiver runs as ArchiverUID, not root: with this fsGroup the kubelet gives the volume's
+		// files the group and its directories group write (and setgid, so loklak's new files get the
+		// group too), which is what reading loklak's root-owned 0644 dumps and pruning them from dump/own
+		// takes. "Always": at every mount, because loklak creates dump/own (0755) after the first mount
+		// of a new disk; the walk costs one chown per file (docs/archive.md gives the measured cost).
+		podSecurity.FsGroup = pulumi.Int(ArchiverUID)
+		podSecurity.FsGroupChangePolicy = pulumi.String("Always")
 	}
 
 	dep, err := appsv1.NewDeployment(ctx, ServerName, &appsv1.DeploymentArgs{
@@ -99,11 +118,11 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 					// Neither loklak nor the archiver talks to the Kubernetes API: no token in the pod.
 					AutomountServiceAccountToken: pulumi.Bool(false),
 					ServiceAccountName:           serviceAccountName,
-					InitContainers:               sidecars,
-					SecurityContext: &corev1.PodSecurityContextArgs{
-						SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
-					},
-					Containers: corev1.ContainerArray{&corev1.ContainerArgs{
+					SecurityContext:              podSecurity,
+					// The archiver is an ordinary container after loklak's, not a native sidecar: the
+					// kubelet starts loklak even when the archiver's image cannot be pulled (a native
+					// sidecar would hold loklak in Init). See archiver.go for what that costs.
+					Containers: append(corev1.ContainerArray{&corev1.ContainerArgs{
 						Name:  pulumi.String("loklak"),
 						Image: pulumi.String(c.Image),
 						// A tag can move (latest-development does, every build): pull on every start, so a
@@ -130,7 +149,8 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 							FailureThreshold: pulumi.Int(startupAttempts(c.StartupTimeoutSeconds)),
 						},
 						ReadinessProbe: &corev1.ProbeArgs{
-							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(10), TimeoutSeconds: pulumi.Int(5), FailureThreshold: pulumi.Int(3),
+							HttpGet: httpProbe, PeriodSeconds: pulumi.Int(readinessPeriodSeconds), TimeoutSeconds: pulumi.Int(5),
+							FailureThreshold: pulumi.Int(readinessFailureThreshold),
 						},
 						// Liveness asks only whether the JVM still accepts connections, and gives it two
 						// minutes: a server busy harvesting may answer /api/status.json slowly, which takes
@@ -155,7 +175,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 							AllowPrivilegeEscalation: pulumi.Bool(false),
 							Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
 						},
-					}},
+					}}, archiver...),
 					Volumes: volumes,
 				},
 			},

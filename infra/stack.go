@@ -165,6 +165,23 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rotation *DumpRotation
+
+	if cfg.Rotation.Enabled {
+		rotation, err = NewDumpRotation(ctx, "dump-rotation", DumpRotationArgs{
+			Namespace:  namespace,
+			Deployment: server.Deployment.Metadata.Name().Elem(),
+			Labels: pulumi.StringMap{
+				"app.kubernetes.io/name":    pulumi.String(RotationName),
+				"app.kubernetes.io/part-of": pulumi.String("loklak-dumps"),
+			},
+			Config:                cfg.Rotation,
+			StartupTimeoutSeconds: cfg.Server.StartupTimeoutSeconds,
+		}, pulumi.Providers(k8s))
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	outputs := pulumi.Map{
 		"diskName":                  disk.Name,
@@ -176,6 +193,9 @@ func Deploy(ctx *pulumi.Context, cfg Config) (pulumi.Map, error) {
 		"deploymentName":            server.Deployment.Metadata.Name().Elem(),
 		"serviceName":               server.Service.Metadata.Name().Elem(),
 		"dumpUrl":                   server.DumpURL,
+	}
+	if rotation != nil {
+		outputs["dumpRotationCronJob"] = rotation.CronJob.Metadata.Name().Elem()
 	}
 	if disk.Disk != nil {
 		outputs["diskId"] = disk.Disk.ID().ToStringOutput()

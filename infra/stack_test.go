@@ -181,9 +181,10 @@ func TestDevStack(t *testing.T) {
 		want(t, "liveness failureThreshold (2 min at 20 s)", dep.Get(c+"livenessProbe.failureThreshold"), any(float64(6)))
 		// latest-development moves with every build: pulled on every start.
 		want(t, "imagePullPolicy (tag)", dep.String(c+"imagePullPolicy"), "Always")
-		// 300 s of start-up allowance at one probe every 10 s.
-		want(t, "startup failureThreshold", dep.Get(c+"startupProbe.failureThreshold"), any(float64(30)))
-		want(t, "startup periodSeconds", dep.Get(c+"startupProbe.periodSeconds"), any(float64(10)))
+		// 300 s of start-up allowance at one probe a second: loklak is in the Service within a second
+		// or so of answering.
+		want(t, "startup failureThreshold", dep.Get(c+"startupProbe.failureThreshold"), any(float64(300)))
+		want(t, "startup periodSeconds", dep.Get(c+"startupProbe.periodSeconds"), any(float64(1)))
 		wantDeep(t, "env", dep.Get(c+"env"), any([]any{
 			map[string]any{"name": "PORT", "value": "9000"},
 			map[string]any{"name": "ENVXmx", "value": "512m"},
@@ -270,6 +271,7 @@ func TestDevStack(t *testing.T) {
 			"deploymentName":            "loklak-server",
 			"serviceName":               "loklak-server",
 			"dumpUrl":                   "http://loklak-server.loklak-dev.svc.cluster.local:80/dump/",
+			"dumpRotationCronJob":       "loklak-server-dump-rotation",
 		})
 	})
 }
@@ -461,7 +463,7 @@ func TestRolloutWaitFollowsTheStartupAllowance(t *testing.T) {
 func TestStartupAllowanceRoundsUp(t *testing.T) {
 	rec := mustRun(t, "dev", map[string]string{"startupTimeoutSeconds": "95"})
 	got := rec.One(t, tDeployment).Get("spec.template.spec.containers.0.startupProbe.failureThreshold")
-	want(t, "failureThreshold for 95 s", got, any(float64(10)))
+	want(t, "failureThreshold for 95 s", got, any(float64(95)))
 }
 
 // The zone reaches the disk, the volume handle, the PV's affinity and the snapshot region alike.
@@ -568,13 +570,14 @@ func TestServerSettingsReachTheirFields(t *testing.T) {
 		want(t, probe+" port (the named container port)", dep.String(c+probe+".httpGet.port"), "http")
 		want(t, probe+" path", dep.String(c+probe+".httpGet.path"), "/api/status.json")
 	}
-	// Readiness asks often and gives up quickly; liveness asks half as often and waits twice as long,
-	// so a slow but alive JVM is not restarted.
-	want(t, "readiness period", dep.Get(c+"readinessProbe.periodSeconds"), any(float64(10)))
+	// Readiness asks every 3 s (so a started loklak joins the Service within 3 s) and gives up after
+	// 30 s; liveness waits two minutes, so a slow but alive JVM is not restarted.
+	want(t, "readiness period", dep.Get(c+"readinessProbe.periodSeconds"), any(float64(3)))
+	want(t, "readiness failureThreshold", dep.Get(c+"readinessProbe.failureThreshold"), any(float64(10)))
 	want(t, "readiness timeout", dep.Get(c+"readinessProbe.timeoutSeconds"), any(float64(5)))
 	want(t, "liveness period", dep.Get(c+"livenessProbe.periodSeconds"), any(float64(20)))
 	want(t, "liveness timeout", dep.Get(c+"livenessProbe.timeoutSeconds"), any(float64(10)))
-	want(t, "startup period", dep.Get(c+"startupProbe.periodSeconds"), any(float64(10)))
+	want(t, "startup period", dep.Get(c+"startupProbe.periodSeconds"), any(float64(1)))
 
 	svc := rec.One(t, tService)
 	want(t, "Service type", svc.String("spec.type"), "NodePort")

@@ -98,7 +98,7 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 		// files the group and its directories group write (and setgid, so loklak's new files get the
 		// group too), which is what reading loklak's root-owned 0644 dumps and pruning them from dump/own
 		// takes. "Always": at every mount, because loklak creates dump/own (0755) after the first mount
-		// of a new disk; the walk costs one chown per file (docs/archive.md gives the measured cost).
+		// of a new disk; the walk costs a chown and a chmod per file on the volume at every pod start (docs/archive.md).
 		podSecurity.FsGroup = pulumi.Int(ArchiverUID)
 		podSecurity.FsGroupChangePolicy = pulumi.String("Always")
 	}

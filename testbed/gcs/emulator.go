@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -307,8 +308,26 @@ func (e *Emulator) serve(r *run, archiver bool, w http.ResponseWriter, req *http
 		// fake-gcs-server routes the XML API's path-style requests (GET /BUCKET/OBJECT, which the Go
 		// client's reads use) by its public host only: on any of the server's addresses they are that.
 		req.Host = publicHost
+		r.gcs.HTTPHandler().ServeHTTP(w, req)
+		return
 	}
-	r.gcs.HTTPHandler().ServeHTTP(w, req)
+	if req.URL.Query().Get("alt") == "media" || strings.HasPrefix(req.URL.Path, "/download/") || strings.HasPrefix(req.URL.Path, "/upload/") {
+		r.gcs.HTTPHandler().ServeHTTP(w, req) // object bytes (or an upload): streamed as they are
+		return
+	}
+	// A JSON API answer: Cloud Storage's objects carry an absolute mediaLink
+	// (https://storage.googleapis.com/download/storage/v1/b/B/o/O?...&alt=media; JSON API reference,
+	// "Objects" resource), which rclone downloads from; fake-gcs-server without an external URL answers
+	// a relative "/download/...". Made absolute on the address the client asked, as Google's is.
+	rec := httptest.NewRecorder()
+	r.gcs.HTTPHandler().ServeHTTP(rec, req)
+	body := bytes.ReplaceAll(rec.Body.Bytes(), []byte(`"mediaLink":"/download/`), []byte(`"mediaLink":"http://`+req.Host+`/download/`))
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
 }
 
 // publicHost is the host fake-gcs-server serves the XML API on (its default, set explicitly).

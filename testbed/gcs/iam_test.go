@@ -7,8 +7,10 @@ package gcs_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -308,4 +310,37 @@ func TestArchiverAddressRefusesWhatItDoesNotModel(t *testing.T) {
 		wantRefused(t, post(ctx, archiver+path, "application/json", []byte("{}")), http.StatusForbidden, "notModelled", "")
 	}
 	wantObject(t, owner, "dump/own/a.txt.gz", []byte("a"))
+}
+
+// An object's mediaLink is absolute, on the address the client asked, as Cloud Storage's is: rclone
+// downloads from it (a relative "/download/..." fails with "unsupported protocol scheme").
+func TestObjectsCarryAnAbsoluteMediaLink(t *testing.T) {
+	ctx := testContext(t)
+	em, owner, archiver := archiverTestbed(t)
+	const name = "dump/own/messages_20170101_1.txt.gz"
+	if err := write(ctx, owner, name, []byte("one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{em.URL(), archiver} {
+		resp, err := http.Get(base + "/storage/v1/b/" + bucket + "/o/" + url.PathEscape(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var obj struct{ MediaLink string }
+		err = json.NewDecoder(resp.Body).Decode(&obj)
+		_ = resp.Body.Close()
+		if err != nil || !strings.HasPrefix(obj.MediaLink, base+"/download/storage/v1/b/"+bucket+"/o/") {
+			t.Errorf("mediaLink on %s = %q (%v), want it absolute on that address", base, obj.MediaLink, err)
+			continue
+		}
+		media, err := http.Get(obj.MediaLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(media.Body)
+		_ = media.Body.Close()
+		if string(got) != "one" {
+			t.Errorf("GET mediaLink on %s = %q, want the object's bytes", base, got)
+		}
+	}
 }

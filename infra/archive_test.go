@@ -383,3 +383,16 @@ func archiverKSA(t *testing.T, rec *recorder.Recorder) recorder.Resource {
 	}
 	return ksas[0]
 }
+
+// RcloneDigest is the digest Docker Hub's rclone/rclone:1.71.0 resolves to, as recorded in public
+// repositories' pinned image lists (docs/archive.md says how to check it). A tag can be re-pushed; the
+// committed stacks run what the digest names and never ask Docker Hub again for an image a node has.
+const rcloneDigest = "sha256:fd635aecd9667ee3c3bf920d14118090d4f2a83a080c1fa77e0bafbd4587ca87"
+
+func TestCommittedStacksPinTheArchiverByDigest(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		c := archiver(t, mustRun(t, stack, nil))
+		want(t, stack+" archiver image", c["image"].(string), "rclone/rclone:1.71.0@"+rcloneDigest)
+		want(t, stack+" archiver pull policy", c["imagePullPolicy"].(string), "IfNotPresent")
+	}
+}

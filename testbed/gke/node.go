@@ -420,3 +420,29 @@ func makeCgroups(root string) error {
 	}
 	return nil
 }
+
+// RemoveImages removes from the real node's containerd every image whose reference starts with prefix
+// (such as "docker.io/rclone/rclone"), tags and digests alike, so that the next pod that names it must
+// pull it: how a test meets a node that does not have an image yet (a new node after an upgrade).
+// It returns the references it removed.
+func (cp *ControlPlane) RemoveImages(ctx context.Context, prefix string) ([]string, error) {
+	ctr := func(args ...string) ([]byte, error) {
+		cmd := cp.tools.Command("ctr", append([]string{"--address", filepath.Join(NodeDir(cp.Dir), containerdSocket), "-n", "k8s.io"}, args...)...)
+		return exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...).Output()
+	}
+	out, err := ctr("images", "ls", "-q")
+	if err != nil {
+		return nil, fmt.Errorf("ctr images ls: %w", err)
+	}
+	var removed []string
+	for _, ref := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(ref, prefix) {
+			continue
+		}
+		if _, err := ctr("images", "rm", "--sync", ref); err != nil {
+			return removed, fmt.Errorf("ctr images rm %s: %w", ref, err)
+		}
+		removed = append(removed, ref)
+	}
+	return removed, nil
+}

@@ -4,6 +4,8 @@ package realnode
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,7 +52,9 @@ func TestArchiveOnARealNode(t *testing.T) {
 	}
 	for key, value := range map[string]string{
 		"namespace": ns, "diskName": "loklak-archive-data", "archiveBucket": bucket,
-		"archiveEndpoint":      cloudStorage.URLOn(nodeIP) + "/storage/v1/",
+		"archiveEndpoint": cloudStorage.URLOn(nodeIP) + "/storage/v1/",
+		// Pulumi.yaml pins Docker Hub's rclone by its digest, which no image here has: the same tag.
+		"archiverImage":        dockerhub.RcloneRef,
 		"archiveMinAgeMinutes": "1", "archiveIntervalSeconds": "10",
 	} {
 		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
@@ -87,10 +92,17 @@ func TestArchiveOnARealNode(t *testing.T) {
 	planted := map[string]string{} // name -> sha256 of what the test put on the disk
 	plant := func(t *testing.T, name string, size int, age time.Duration) {
 		t.Helper()
-		content := make([]byte, size)
-		if _, err := rand.Read(content); err != nil {
+		// A whole gzip stream, as loklak leaves a closed dump: the archiver tests each before its upload.
+		plain := make([]byte, size)
+		if _, err := rand.Read(plain); err != nil {
 			t.Fatal(err)
 		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(plain); err != nil || zw.Close() != nil {
+			t.Fatal("gzip", err)
+		}
+		content := buf.Bytes()
 		plantClosedDump(t, pod.pid(t), name, content)
 		path := filepath.Join(fmt.Sprintf("/proc/%d/root", pod.pid(t)), dumpDir, name)
 		when := time.Now().Add(-age)
@@ -248,11 +260,11 @@ func TestArchiveOnARealNode(t *testing.T) {
 	step("archiverEnabled false stops the archiver and keeps the bucket", func(t *testing.T) {
 		setAndUp(t, "archiverEnabled", "false")
 		pod = readyPod(t, ns, pod.Name)
-		out, err := cp.Kubectl(ctx, "-n", ns, "get", "pod", pod.Name, "-o", "jsonpath={.spec.initContainers}")
+		out, err := cp.Kubectl(ctx, "-n", ns, "get", "pod", pod.Name, "-o", "jsonpath={.spec.containers[*].name}")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want(t, "init containers", strings.TrimSpace(string(out)), "")
+		want(t, "containers", strings.TrimSpace(string(out)), loklakContainer)
 		b.intact(t)
 		// Every planted file; loklak's own earlier dumps, gzipped at its restarts, are archived too.
 		objects := b.list(t)
@@ -365,7 +377,7 @@ func openDump(t *testing.T, pod loklakPod) string {
 	return ""
 }
 
-// archiverStatus is the archiver's status in the pod (an init container's).
+// archiverStatus is the archiver's status in the pod (the container after loklak's).
 func archiverStatus(t *testing.T, ns string, pod loklakPod) (containerID string, restarts int) {
 	t.Helper()
 	out, err := cp.Kubectl(context.Background(), "-n", ns, "get", "pod", pod.Name, "-o", "json")
@@ -374,7 +386,7 @@ func archiverStatus(t *testing.T, ns string, pod loklakPod) (containerID string,
 	}
 	var p struct {
 		Status struct {
-			InitContainerStatuses []struct {
+			ContainerStatuses []struct {
 				Name, ContainerID string
 				RestartCount      int
 			}
@@ -383,7 +395,7 @@ func archiverStatus(t *testing.T, ns string, pod loklakPod) (containerID string,
 	if err := json.Unmarshal(out, &p); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range p.Status.InitContainerStatuses {
+	for _, s := range p.Status.ContainerStatuses {
 		if s.Name == "archiver" {
 			return strings.TrimPrefix(s.ContainerID, "containerd://"), s.RestartCount
 		}

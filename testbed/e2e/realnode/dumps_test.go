@@ -26,6 +26,8 @@ const (
 	podLabel   = "app.kubernetes.io/name=loklak-server"
 	dataPath   = "/loklak_server/data" // loklak's VOLUME, where the claim is mounted
 	dumpDir    = dataPath + "/dump/own"
+	// loklakContainer is loklak's container in the pod; the archiver, when it runs, is the other one.
+	loklakContainer = "loklak"
 )
 
 // dumpFiles maps each file /dump/ lists to the SHA-256 of the bytes /dump/NAME serves.
@@ -98,8 +100,8 @@ func readyPod(t *testing.T, ns, not string) loklakPod {
 						LastTransitionTime time.Time
 					}
 					ContainerStatuses []struct {
-						ContainerID, Image, ImageID string
-						State                       struct {
+						Name, ContainerID, Image, ImageID string
+						State                             struct {
 							Running *struct{ StartedAt time.Time }
 						}
 					}
@@ -110,10 +112,16 @@ func readyPod(t *testing.T, ns, not string) loklakPod {
 			return false
 		}
 		for _, p := range list.Items {
-			if p.Metadata.DeletionTimestamp != nil || p.Metadata.Name == not || len(p.Status.ContainerStatuses) != 1 {
+			i := -1
+			for j, c := range p.Status.ContainerStatuses {
+				if c.Name == loklakContainer {
+					i = j
+				}
+			}
+			if p.Metadata.DeletionTimestamp != nil || p.Metadata.Name == not || i < 0 {
 				continue
 			}
-			cs := p.Status.ContainerStatuses[0]
+			cs := p.Status.ContainerStatuses[i]
 			for _, c := range p.Status.Conditions {
 				if c.Type == "Ready" && c.Status == "True" && cs.State.Running != nil {
 					pod = loklakPod{Name: p.Metadata.Name, UID: p.Metadata.UID, Node: p.Spec.NodeName,

@@ -5,6 +5,7 @@ package realnode
 import (
 	"context"
 	"encoding/json"
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"strings"
 	"testing"
 
@@ -28,7 +29,9 @@ func TestRollingUpdateToAnotherNodeHitsMultiAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ns = "loklak-multi-attach"
-	for key, value := range map[string]string{"namespace": ns, "diskName": "loklak-multi-attach", "archiveBucket": "loklak-multi-attach-dumps"} {
+	for key, value := range map[string]string{"namespace": ns, "diskName": "loklak-multi-attach", "archiveBucket": "loklak-multi-attach-dumps",
+		// Pulumi.yaml pins Docker Hub's rclone by its digest, which no image here has: the same tag.
+		"archiverImage": dockerhub.RcloneRef} {
 		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ package realnode
 import (
 	"context"
 	"fmt"
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"regexp"
 	"slices"
 	"strings"
@@ -44,6 +45,10 @@ func TestTheSeedsCheckOnARealNode(t *testing.T) {
 			t.Errorf("clean-up: %v\n%s", err, out)
 		}
 	})
+	// Pulumi.yaml pins Docker Hub's rclone by its digest, which no image here has: the same tag.
+	if err := stack.SetConfig(ctx, "archiverImage", auto.ConfigValue{Value: dockerhub.RcloneRef}); err != nil {
+		t.Fatal(err)
+	}
 	gce, err := gcp.Open(gceDir)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,11 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 	if _, err := stack.Up(ctx, optup.ProgressStreams(testLog{T: t})); err != nil {
 		t.Fatal(err)
 	}
+	// The archiver is an ordinary container beside loklak (not an init container, so loklak starts even
+	// when the archiver's image cannot be pulled), and the pod's fsGroup is the archiver's group.
+	wantDeep(t, "loklak's pod's containers", podTemplateContainers(t, "loklak-archive"), []string{"loklak", "archiver"})
+	want(t, "the pod's fsGroup", kubectlJSON(t, "-n", "loklak-archive", "get", "deployment", "loklak-server").
+		get("spec.template.spec.securityContext.fsGroup"), any(float64(65532)))
 	// What an archiver copied: an object the bucket must keep through everything below.
 	const object = "dump/own/messages_20170601_00000001.txt.gz"
 	dump := []byte("a closed day of loklak's messages\n")
@@ -93,9 +98,10 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantKept(t)
+		wantDeep(t, "loklak's pod's containers with the archiver off", podTemplateContainers(t, "loklak-archive"), []string{"loklak"})
 		dep := kubectlJSON(t, "-n", "loklak-archive", "get", "deployment", "loklak-server")
-		if inits := dep.get("spec.template.spec.initContainers"); inits != nil {
-			t.Errorf("the archiver still runs: %v", inits)
+		if fsGroup := dep.get("spec.template.spec.securityContext.fsGroup"); fsGroup != nil {
+			t.Errorf("the pod keeps the archiver's fsGroup %v with the archiver off", fsGroup)
 		}
 		policy, err := gce.GetBucketIAMPolicy(bucket)
 		if err != nil {
@@ -125,4 +131,21 @@ func TestArchiveBucketIsNeverReplacedNorDeleted(t *testing.T) {
 		}
 		want(t, "objects after destroy", len(objects), 1)
 	})
+}
+
+// podTemplateContainers names the containers of loklak's pod template in namespace ns, in order; it
+// fails the test if the template has init containers (the archiver was one, a native sidecar, before it
+// became an ordinary container).
+func podTemplateContainers(t *testing.T, ns string) []string {
+	t.Helper()
+	dep := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server")
+	if inits := dep.get("spec.template.spec.initContainers"); inits != nil {
+		t.Errorf("loklak's pod has init containers: %v", inits)
+	}
+	var names []string
+	containers, _ := dep.get("spec.template.spec.containers").([]any)
+	for _, c := range containers {
+		names = append(names, object(c.(map[string]any)).str("name"))
+	}
+	return names
 }

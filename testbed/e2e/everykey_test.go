@@ -33,7 +33,12 @@ type keyChange struct {
 	keep bool
 	// setup runs before the change (channels, snapshots the value names).
 	setup func(t *testing.T, gce *gcp.Compute)
+	// then checks what the cluster shows of an applied change, in the stack's namespace ns.
+	then func(t *testing.T, ns string)
 }
+
+// rotation names the daily dump rotation's CronJob, ServiceAccount, Role and RoleBinding (infra.RotationName).
+const rotation = "loklak-server-dump-rotation"
 
 // notTried are the keys the test does not change, each with the reason.
 var notTried = map[string]string{
@@ -120,6 +125,27 @@ func everyKeyChanges(kubeconfig, kubeContext string) map[string]keyChange {
 		"archiverImage":                 {change: map[string]string{"archiverImage": "rclone/rclone:1.70.3"}},
 		"addressMode":                   {change: map[string]string{"serviceType": "LoadBalancer", "addressMode": "create", "addressName": "loklak-every-ip"}, keep: true},
 		"addressName":                   {change: map[string]string{"addressName": "loklak-every-ip-2"}, refused: true, says: "marked for protection"},
+		// The daily restart of loklak (infra/rotation.go): off removes the CronJob and the identity it runs
+		// as; the hour and the image reach the CronJob. No Job is waited for: the CronJob makes one only at
+		// its hour, and on kwok nothing would run its kubectl.
+		"dumpRotationEnabled": {change: map[string]string{"dumpRotationEnabled": "false"}, then: func(t *testing.T, ns string) {
+			for _, kind := range []string{"cronjob", "rolebinding", "role", "serviceaccount"} {
+				if exists(t, "-n", ns, kind, rotation) {
+					t.Errorf("%s %s/%s is still there with dumpRotationEnabled false", kind, ns, rotation)
+				}
+			}
+		}},
+		"dumpRotationHourUtc": {change: map[string]string{"dumpRotationHourUtc": "4"}, then: func(t *testing.T, ns string) {
+			cron := kubectlJSON(t, "-n", ns, "get", "cronjob", rotation)
+			want(t, "schedule", cron.str("spec.schedule"), "0 4 * * *")
+			want(t, "time zone", cron.str("spec.timeZone"), "Etc/UTC")
+		}},
+		"dumpRotationImage": {change: map[string]string{"dumpRotationImage": "registry.k8s.io/kubectl:v1.34.2"}, then: func(t *testing.T, ns string) {
+			cron := kubectlJSON(t, "-n", ns, "get", "cronjob", rotation)
+			pod := "spec.jobTemplate.spec.template.spec."
+			want(t, "the restart's image", cron.str(pod+"initContainers.0.image"), "registry.k8s.io/kubectl:v1.34.2")
+			want(t, "the wait's image", cron.str(pod+"containers.0.image"), "registry.k8s.io/kubectl:v1.34.2")
+		}},
 	}
 }
 
@@ -196,6 +222,9 @@ func TestEveryKeyOnARunningStack(t *testing.T) {
 			}
 			want(t, "most loklak pods on the disk at once", w.window(t), 1)
 			wantDiskKept(t, gce, stack, calls, handle, diskID)
+			if c.then != nil && !c.refused && err == nil {
+				c.then(t, configOf(t, stack)["loklak-dumps:namespace"].Value)
+			}
 
 			// Back to where the stack was, unless the change stays: the way back obeys the same rules.
 			if c.keep && !c.refused {
@@ -241,17 +270,20 @@ func wantDiskKept(t *testing.T, gce *gcp.Compute, stack auto.Stack, calls int, h
 	want(t, "the claim's volume's disk", pv.str("spec.csi.volumeHandle"), handle)
 }
 
-// stackObjects is every object the stack made in the cluster (its label), as uid, labels and spec: what a
-// change would alter, without the status the controllers keep writing.
+// stackObjects is every object the stack made in the cluster (its label), as uid, labels and spec (or a
+// StorageClass's provisioner and parameters, a Role's rules, a RoleBinding's role and subjects): what a
+// change would alter, without the status the controllers keep writing. The service accounts are the
+// archiver's and the dump rotation's.
 func stackObjects(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	list := kubectlJSON(t, "get", "namespace,storageclass,pv,pvc,deployment,service,networkpolicy", "--all-namespaces",
-		"-l", "app.kubernetes.io/part-of=loklak-dumps")
+	list := kubectlJSON(t, "get", "namespace,storageclass,pv,pvc,deployment,service,networkpolicy,serviceaccount,role,rolebinding,cronjob",
+		"--all-namespaces", "-l", "app.kubernetes.io/part-of=loklak-dumps")
 	items, _ := list.get("items").([]any)
 	for _, it := range items {
 		o := object(it.(map[string]any))
-		spec, err := json.Marshal([]any{o.get("metadata.uid"), o.get("metadata.labels"), o.get("spec"), o.get("provisioner"), o.get("parameters")})
+		spec, err := json.Marshal([]any{o.get("metadata.uid"), o.get("metadata.labels"), o.get("spec"), o.get("provisioner"), o.get("parameters"),
+			o.get("rules"), o.get("roleRef"), o.get("subjects")})
 		if err != nil {
 			t.Fatal(err)
 		}

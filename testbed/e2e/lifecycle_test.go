@@ -65,7 +65,8 @@ func TestLifecycle(t *testing.T) {
 			"volumeHandle": handle, "diskName": "loklak-local-data", "namespace": namespace,
 			"storageClassName": pvName, "persistentVolumeName": pvName, "persistentVolumeClaimName": "dump",
 			"deploymentName": "loklak-server", "serviceName": "loklak-server",
-			"dumpUrl": "http://loklak-server.loklak-local.svc.cluster.local:80/dump/",
+			"dumpUrl":             "http://loklak-server.loklak-local.svc.cluster.local:80/dump/",
+			"dumpRotationCronJob": rotation,
 		} {
 			want(t, "output "+k, outputs[k], v)
 		}
@@ -137,6 +138,32 @@ func TestLifecycle(t *testing.T) {
 		}
 		np := kubectlJSON(t, "-n", namespace, "get", "networkpolicy", "loklak-server")
 		want(t, "NetworkPolicy port", np.get("spec.ingress.0.ports.0.port"), any(float64(9000)))
+
+		// The daily dump rotation's identity, as the API server's RBAC authorizer judges it: it may read,
+		// watch and patch loklak's Deployment (kubectl rollout restart, then rollout status) and nothing else.
+		cron := kubectlJSON(t, "-n", namespace, "get", "cronjob", rotation)
+		want(t, "rotation schedule", cron.str("spec.schedule"), "0 0 * * *")
+		want(t, "rotation time zone", cron.str("spec.timeZone"), "Etc/UTC")
+		want(t, "rotation service account", cron.str("spec.jobTemplate.spec.template.spec.serviceAccountName"), rotation)
+		for _, c := range []struct {
+			verb, resource string
+			allowed        bool
+		}{
+			{"get", "deployments.apps/loklak-server", true},
+			{"patch", "deployments.apps/loklak-server", true},
+			{"list", "deployments.apps/loklak-server", true},
+			{"watch", "deployments.apps/loklak-server", true},
+			{"delete", "deployments.apps/loklak-server", false},
+			{"update", "deployments.apps/loklak-server", false},
+			{"patch", "deployments.apps/another", false},
+			{"list", "deployments.apps", false},
+			{"create", "deployments.apps", false},
+			{"get", "pods", false},
+			{"get", "secrets", false},
+			{"patch", "persistentvolumeclaims/dump", false},
+		} {
+			want(t, "rotation may "+c.verb+" "+c.resource, canI(t, namespace, "system:serviceaccount:"+namespace+":"+rotation, c.verb, c.resource), c.allowed)
+		}
 	})
 
 	step("the kubeconfig is a secret in the stack file and the state", func(t *testing.T) {
@@ -330,4 +357,20 @@ func assertRecreated(t *testing.T) {
 	if down < 0 || up < down {
 		t.Errorf("want the old ReplicaSet scaled down before the new one scaled up; events: %q", messages)
 	}
+}
+
+// canI asks the API server (kubectl auth can-i, impersonating user) whether user may do verb on resource
+// in namespace ns.
+func canI(t *testing.T, ns, user, verb, resource string) bool {
+	t.Helper()
+	out, err := cp.Kubectl(context.Background(), "auth", "can-i", verb, resource, "-n", ns, "--as", user)
+	answer := strings.TrimSpace(string(out))
+	switch {
+	case answer == "yes":
+		return true
+	case answer == "no" || strings.HasPrefix(answer, "no - "): // with exit status 1, and any reason the authorizer gave
+		return false
+	}
+	t.Fatalf("kubectl auth can-i %s %s --as %s: %q, %v", verb, resource, user, out, err)
+	return false
 }

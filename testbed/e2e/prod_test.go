@@ -184,6 +184,10 @@ func TestProdMigrationRunbook(t *testing.T) {
 		want(t, "dumpUrl (the 2017 address)", outputs["dumpUrl"].Value, any("http://"+address+":80/dump/"))
 		want(t, "address protected in the state", protectedInState(t, stack, "gcp:compute/address:Address"), true)
 		want(t, "diskId", outputs["diskId"].Value, any(prodHandle))
+		// The daily dump rotation lives beside loklak in web.
+		want(t, "dumpRotationCronJob", outputs["dumpRotationCronJob"].Value, any(rotation))
+		want(t, "rotation's Deployment", kubectlJSON(t, "-n", "web", "get", "role", rotation).str("rules.0.resourceNames.0"), "loklak-server")
+		wantDeep(t, "loklak's pod's containers", podTemplateContainers(t, "web"), []string{"loklak", "archiver"})
 	})
 
 	t.Run("a second preview plans nothing: the import is not repeated", func(t *testing.T) {
@@ -249,6 +253,13 @@ func TestProdMigrationRunbook(t *testing.T) {
 		}
 		if exists(t, "pv", "web-dump") {
 			t.Errorf("PV web-dump survived the destroy")
+		}
+		// web stays, so nothing deletes the stack's objects in it but the destroy itself.
+		for _, obj := range [][]string{{"deployment", "loklak-server"}, {"serviceaccount", "loklak-server"},
+			{"cronjob", rotation}, {"rolebinding", rotation}, {"role", rotation}, {"serviceaccount", rotation}} {
+			if exists(t, append([]string{"-n", "web"}, obj...)...) {
+				t.Errorf("%v in web survived the destroy", obj)
+			}
 		}
 	})
 }

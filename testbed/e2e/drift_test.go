@@ -62,3 +62,23 @@ func TestDriftCheckReportsAHandEdit(t *testing.T) {
 	}
 	assertStorageKept(t, ns, pvUID, pvcUID)
 }
+
+// The daily rotation is not drift: `kubectl rollout restart`, run as the rotation's service account,
+// stamps the Deployment's pod template with kubectl.kubernetes.io/restartedAt, and the drift check of
+// docs/drift.md must still pass afterwards, or every daily drift job would fail after midnight.
+func TestDriftCheckPassesAfterARotation(t *testing.T) {
+	ctx := context.Background()
+	const ns = "drift-rotation"
+	stack, _, _, _, _ := faultStack(t, ns)
+	if out, err := cp.Kubectl(ctx, "--as", "system:serviceaccount:"+ns+":loklak-server-dump-rotation",
+		"-n", ns, "rollout", "restart", "deployment/loklak-server"); err != nil {
+		t.Fatalf("the rotation's restart: %v\n%s", err, out)
+	}
+	annotations, _ := kubectlJSON(t, "-n", ns, "get", "deployment", "loklak-server").get("spec.template.metadata.annotations").(map[string]any)
+	if got, _ := annotations["kubectl.kubernetes.io/restartedAt"].(string); got == "" {
+		t.Fatal("the restart left no restartedAt annotation: nothing was rotated")
+	}
+	if out, err := driftCheck(t, stack); err != nil {
+		t.Fatalf("the drift check fails after a rotation: %v\n%s", err, out)
+	}
+}

@@ -46,7 +46,7 @@ package gcs
 // archiver never sends it). Copies, rewrites and composes are decided on the request only (the
 // emulator ignores their preconditions).
 //
-// Requests this file does not model are refused with a 403 whose reason is "notModelled": the batch
+// Requests this file does not model are refused with a 403 whose reason is "notModeled": the batch
 // endpoint, signed-URL uploads, the XML API's writes, a bucket's storage layout,
 // X-HTTP-Method-Override, and fake-gcs-server's own /_internal/ endpoints (but its health check). The
 // archiver sends none of them.
@@ -105,8 +105,8 @@ type need struct {
 	// upload marks a write that is an upload, which fake-gcs-server stores under the request's
 	// ifGenerationMatch (the guard against an object appearing meanwhile).
 	upload bool
-	// notModelled, when not "", is what the request is that this file does not model: it is refused.
-	notModelled string
+	// notModeled, when not "", is what the request is that this file does not model: it is refused.
+	notModeled string
 	xml         bool // the XML API's (errors in its XML form)
 }
 
@@ -123,9 +123,9 @@ type denial struct {
 // rewound after the upload's metadata was read, ifGenerationMatch=0 added), else the refusal to answer.
 func authorize(gcs *fakestorage.Server, req *http.Request) *denial {
 	n := classify(req)
-	if n.notModelled != "" {
-		return &denial{status: http.StatusForbidden, reason: "notModelled", xml: n.xml, message: fmt.Sprintf(
-			"testbed/gcs (iam.go): %s is not modelled for %s on this address and is refused; the project owner's URL (Emulator.URL) serves it", n.notModelled, ArchiverPrincipal)}
+	if n.notModeled != "" {
+		return &denial{status: http.StatusForbidden, reason: "notModeled", xml: n.xml, message: fmt.Sprintf(
+			"testbed/gcs (iam.go): %s is not modeled for %s on this address and is refused; the project owner's URL (Emulator.URL) serves it", n.notModeled, ArchiverPrincipal)}
 	}
 	permissions := n.permissions
 	if n.write != nil {
@@ -243,7 +243,7 @@ func classify(req *http.Request) need {
 	method, path := req.Method, req.URL.EscapedPath()
 	allow := func(permissions ...string) need { return need{permissions: permissions} }
 	if req.Header.Get("X-HTTP-Method-Override") != "" {
-		return need{notModelled: "X-HTTP-Method-Override"}
+		return need{notModeled: "X-HTTP-Method-Override"}
 	}
 	if method == http.MethodOptions {
 		return allow() // a CORS preflight: no data
@@ -255,9 +255,9 @@ func classify(req *http.Request) need {
 	case path == "/_internal/healthcheck" && get:
 		return allow()
 	case strings.HasPrefix(path, "/_internal/"):
-		return need{notModelled: "fake-gcs-server's " + path}
+		return need{notModeled: "fake-gcs-server's " + path}
 	case strings.HasPrefix(path, "/batch/"):
-		return need{notModelled: "the batch endpoint"}
+		return need{notModeled: "the batch endpoint"}
 
 	case match(jsonBuckets):
 		if method == http.MethodPost {
@@ -304,7 +304,7 @@ func classify(req *http.Request) need {
 	case match(jsonObject):
 		return allow("storage.objects.update") // PUT or POST: objects.update
 	case strings.HasPrefix(path, "/storage/v1/"):
-		return need{notModelled: method + " " + path}
+		return need{notModeled: method + " " + path}
 
 	case get && match(downloadObject):
 		return allow("storage.objects.get")
@@ -315,11 +315,11 @@ func classify(req *http.Request) need {
 		case http.MethodPut, http.MethodDelete:
 			return allow() // a resumable session's chunk, or its cancellation: authorized when opened
 		}
-		return need{notModelled: method + " " + path}
+		return need{notModeled: method + " " + path}
 	case uploadSession.MatchString(path) && (method == http.MethodPut || method == http.MethodPost):
 		return allow() // a resumable session's chunk
 	case strings.HasPrefix(path, "/upload/") || strings.HasPrefix(path, "/download/"):
-		return need{notModelled: method + " " + path}
+		return need{notModeled: method + " " + path}
 
 	// The rest is the XML API, path-style (the Emulator routes every other path so).
 	case path == "/":
@@ -331,7 +331,7 @@ func classify(req *http.Request) need {
 	case method == http.MethodDelete && match(xmlObject):
 		return need{permissions: []string{"storage.objects.delete"}, xml: true}
 	}
-	return need{notModelled: "the XML API's " + method + " " + path, xml: true}
+	return need{notModeled: "the XML API's " + method + " " + path, xml: true}
 }
 
 // uploadMetadata is the part of an upload's object resource that names it.
@@ -354,7 +354,7 @@ func classifyUpload(req *http.Request, bucket string) need {
 	if uploadType == "resumable" && strings.Contains(req.Header.Get("Content-Type"), "application/json") {
 		meta, ok := readJSONBody(req)
 		if !ok {
-			return need{notModelled: "a resumable upload whose metadata cannot be read"}
+			return need{notModeled: "a resumable upload whose metadata cannot be read"}
 		}
 		if meta.Bucket != "" { // handleBodyBasedResumableUpload: the body names bucket and object
 			return creates(meta.Bucket, meta.Name)
@@ -374,7 +374,7 @@ func classifyUpload(req *http.Request, bucket string) need {
 		if name == "" {
 			meta, ok := readJSONBody(req)
 			if !ok {
-				return need{notModelled: "a resumable upload whose metadata cannot be read"}
+				return need{notModeled: "a resumable upload whose metadata cannot be read"}
 			}
 			name = meta.Name
 		}
@@ -384,14 +384,14 @@ func classifyUpload(req *http.Request, bucket string) need {
 		if name == "" {
 			meta, ok := readFirstPart(req)
 			if !ok {
-				return need{notModelled: "a multipart upload whose metadata cannot be read"}
+				return need{notModeled: "a multipart upload whose metadata cannot be read"}
 			}
 			name = meta.Name
 		}
 		return creates(bucket, name)
 	}
 	if q.Get("X-Goog-Algorithm") != "" {
-		return need{notModelled: "a signed-URL upload"}
+		return need{notModeled: "a signed-URL upload"}
 	}
 	return need{} // fake-gcs-server refuses it: "invalid uploadType"
 }

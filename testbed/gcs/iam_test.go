@@ -307,7 +307,7 @@ func TestArchiverAddressRefusesWhatItDoesNotModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/_internal/delete_all", "/_internal/reseed", "/batch/storage/v1"} {
-		wantRefused(t, post(ctx, archiver+path, "application/json", []byte("{}")), http.StatusForbidden, "notModelled", "")
+		wantRefused(t, post(ctx, archiver+path, "application/json", []byte("{}")), http.StatusForbidden, "notModeled", "")
 	}
 	wantObject(t, owner, "dump/own/a.txt.gz", []byte("a"))
 }

@@ -223,7 +223,7 @@ func (d *Dump) Close() error {
 func (d *Dump) WaitGzips() { d.gzips.Wait() }
 
 // backgroundGzip is one of loklak's gzip threads (JsonRepository.java lines 160-170): it gzips src to
-// src.gz with the control files' throttle and cut, and reports how it went. Once ctx is cancelled (the
+// src.gz with the control files' throttle and cut, and reports how it went. Once ctx is canceled (the
 // server stopped) it reports nothing more, as a JVM that has exited logs nothing.
 func backgroundGzip(ctx context.Context, dataDir, src string, opts DumpOptions) {
 	gz := filepath.Base(src) + ".gz"

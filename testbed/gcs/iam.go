@@ -107,7 +107,7 @@ type need struct {
 	upload bool
 	// notModeled, when not "", is what the request is that this file does not model: it is refused.
 	notModeled string
-	xml         bool // the XML API's (errors in its XML form)
+	xml        bool // the XML API's (errors in its XML form)
 }
 
 type objectRef struct{ bucket, name string }

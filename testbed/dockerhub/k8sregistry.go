@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // The registry.k8s.io stand-in: the same server (Server) stands in for Kubernetes' registry,
@@ -72,33 +70,10 @@ func KubectlImage(kubectl []byte, arch string) (v1.Image, error) {
 		{path: "/tmp/", mode: 0o1777},
 	}
 	top := []tarEntry{{path: "/bin/", mode: 0o755}, {path: KubectlBinaryPath, mode: 0o755, data: kubectl}}
-	img := empty.Image
-	for _, l := range []struct {
-		entries []tarEntry
-		comment string
-	}{
+	return layeredImage(arch, []imageLayer{
 		{base, "distroless static's users and directories"},
 		{top, "kubectl " + KubectlVersion + " built from k8s.io/kubernetes@" + KubectlVersion + " with CGO_ENABLED=0"},
-	} {
-		layer, err := tarLayer(l.entries)
-		if err != nil {
-			return nil, err
-		}
-		if img, err = mutate.Append(img, mutate.Addendum{
-			Layer:   layer,
-			History: v1.History{CreatedBy: layerCreatedBy, Comment: l.comment, Created: v1.Time{Time: imageEpoch}},
-		}); err != nil {
-			return nil, err
-		}
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	cf.Created = v1.Time{Time: imageEpoch}
-	cf.Config = v1.Config{
+	}, v1.Config{
 		Entrypoint: []string{KubectlBinaryPath},
 		Env:        []string{"PATH=" + kubectlPath, "SSL_CERT_FILE=" + kubectlSSLCertFile},
 		User:       KubectlUser,
@@ -109,6 +84,5 @@ func KubectlImage(kubectl []byte, arch string) (v1.Image, error) {
 			"org.opencontainers.image.description": "a test stand-in for " + KubectlRef + ": a static kubectl " +
 				KubectlVersion + " built from its Go module (testbed/dockerhub)",
 		},
-	}
-	return mutate.ConfigFile(img, cf)
+	})
 }

@@ -130,14 +130,33 @@ func RcloneImage(rclone, busybox []byte, arch string) (v1.Image, error) {
 		{path: "/usr/", mode: 0o755}, {path: "/usr/local/", mode: 0o755}, {path: "/usr/local/bin/", mode: 0o755},
 		{path: RcloneBinaryPath, mode: 0o755, data: rclone},
 	}
-	img := empty.Image
-	for _, l := range []struct {
-		entries []tarEntry
-		comment string
-	}{
+	return layeredImage(arch, []imageLayer{
 		{base, "busybox (Debian busybox-static) with " + strings.Join(BusyboxApplets, ", ")},
 		{top, "rclone " + RcloneVersion + " built from github.com/rclone/rclone@" + RcloneVersion},
-	} {
+	}, v1.Config{
+		Entrypoint: []string{"rclone"},
+		Env:        []string{"PATH=" + rclonePath, "XDG_CONFIG_HOME=/config"},
+		WorkingDir: RcloneWorkingDir,
+		Labels: map[string]string{
+			"org.opencontainers.image.title":   "rclone",
+			"org.opencontainers.image.version": strings.TrimPrefix(RcloneVersion, "v"),
+			"org.opencontainers.image.description": "a test stand-in for Docker Hub's " + RcloneRef +
+				": rclone " + RcloneVersion + " built from its Go module, with Debian's busybox-static (testbed/dockerhub)",
+		},
+	})
+}
+
+// imageLayer is one layer of a stand-in image: its files, and the history comment that says what it is.
+type imageLayer struct {
+	entries []tarEntry
+	comment string
+}
+
+// layeredImage is a linux/arch image of layers, in order, with config, every date at imageEpoch, so that
+// the same bytes always make the same digests.
+func layeredImage(arch string, layers []imageLayer, config v1.Config) (v1.Image, error) {
+	img := empty.Image
+	for _, l := range layers {
 		layer, err := tarLayer(l.entries)
 		if err != nil {
 			return nil, err
@@ -156,16 +175,6 @@ func RcloneImage(rclone, busybox []byte, arch string) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", arch
 	cf.Created = v1.Time{Time: imageEpoch}
-	cf.Config = v1.Config{
-		Entrypoint: []string{"rclone"},
-		Env:        []string{"PATH=" + rclonePath, "XDG_CONFIG_HOME=/config"},
-		WorkingDir: RcloneWorkingDir,
-		Labels: map[string]string{
-			"org.opencontainers.image.title":   "rclone",
-			"org.opencontainers.image.version": strings.TrimPrefix(RcloneVersion, "v"),
-			"org.opencontainers.image.description": "a test stand-in for Docker Hub's " + RcloneRef +
-				": rclone " + RcloneVersion + " built from its Go module, with Debian's busybox-static (testbed/dockerhub)",
-		},
-	}
+	cf.Config = config
 	return mutate.ConfigFile(img, cf)
 }

@@ -194,3 +194,22 @@ func TestKubeconfigAsContentOrPath(t *testing.T) {
 		t.Errorf("a missing path: %v", err)
 	}
 }
+
+// Without any kubeconfig the program says what this stack needs, not client-go's KUBERNETES_MASTER hint.
+func TestNoKubeconfigSaysWhatTheStackNeeds(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	_, err := infra.NewKubeCluster(infra.KubeConfig{})
+	if err == nil {
+		t.Fatal("no kubeconfig anywhere, and no error")
+	}
+	for _, part := range []string{"gcloud container clusters get-credentials", "KUBECONFIG", "kubeconfig key"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not name %q", err, part)
+		}
+	}
+	if strings.Contains(err.Error(), "KUBERNETES_MASTER") {
+		t.Errorf("error %q sends the user to KUBERNETES_MASTER", err)
+	}
+}

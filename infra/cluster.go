@@ -78,6 +78,13 @@ func NewKubeCluster(cfg KubeConfig) (Cluster, error) {
 		loader = clientcmd.NewNonInteractiveClientConfig(*raw, cfg.Context, overrides, nil)
 	}
 	rest, err := loader.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		// client-go's own words ("no configuration has been provided, try setting KUBERNETES_MASTER
+		// environment variable") point at a variable this stack never reads.
+		return nil, fmt.Errorf("no kubeconfig: this stack needs a cluster to deploy to; run `gcloud container clusters get-credentials CLUSTER --zone ZONE` " +
+			"(it writes ~/.kube/config), point KUBECONFIG at a kubeconfig file, or set the stack's kubeconfig key " +
+			"(`pulumi config set --secret kubeconfig \"$(cat FILE)\"`)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
 	}

@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/loklak/loklak-dumps/testbed/dockerhub"
+	"github.com/loklak/loklak-dumps/testbed/harness"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,33 +47,8 @@ func TestArchiveOnARealNode(t *testing.T) {
 		ns     = "loklak-archive"
 		bucket = "loklak-archive-dumps"
 	)
-	d := newDriver(t)
-	stack, err := d.CommittedStack(ctx, "dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{
-		"namespace": ns, "diskName": "loklak-archive-data", "archiveBucket": bucket,
-		"archiveEndpoint": cloudStorage.URLOn(nodeIP) + "/storage/v1/",
-		// Pulumi.yaml pins Docker Hub's rclone by its digest, which no image here has: the same tag.
-		"archiverImage":        dockerhub.RcloneRef,
-		"archiveMinAgeMinutes": "1", "archiveIntervalSeconds": "10",
-	} {
-		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		cloudStorage.ReleaseUploads()
-		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
-			t.Errorf("clean-up: %v\n%s", err, out)
-		}
-	})
-	client, err := gcs.NewClient(ctx, cloudStorage.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
+	d, stack, b := archivingStack(t, ns, "loklak-archive-data", bucket, nil)
+	t.Cleanup(cloudStorage.ReleaseUploads)
 	setAndUp := func(t *testing.T, key, value string) {
 		t.Helper()
 		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
@@ -86,7 +63,6 @@ func TestArchiveOnARealNode(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	b := archiveBucket{client: client.Bucket(bucket), seen: map[string]string{}}
 
 	var pod loklakPod
 	planted := map[string]string{} // name -> sha256 of what the test put on the disk
@@ -443,4 +419,42 @@ func restoreCommand(t *testing.T) string {
 		t.Fatalf("docs/archive.md has %d kubectl exec commands, want the one restore command: %q", len(found), found)
 	}
 	return found[0]
+}
+
+// archivingStack is the committed dev stack in namespace ns on disk, archiving to bucket in the Cloud
+// Storage emulator as the node's pods reach it (archiveEndpoint, the one test-only value; a one-minute
+// min age and 10 s rounds so that rounds come quickly), with extra config on top. It is destroyed at the
+// end of the test, but for what is protected; the bucket is read as its owner.
+func archivingStack(t *testing.T, ns, disk, bucket string, extra map[string]string) (harness.Driver, auto.Stack, archiveBucket) {
+	t.Helper()
+	ctx := context.Background()
+	d := newDriver(t)
+	stack, err := d.CommittedStack(ctx, "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := map[string]string{
+		"namespace": ns, "diskName": disk, "archiveBucket": bucket,
+		"archiveEndpoint": cloudStorage.URLOn(nodeIP) + "/storage/v1/",
+		// Pulumi.yaml pins Docker Hub's rclone by its digest, which no image here has: the same tag.
+		"archiverImage":        dockerhub.RcloneRef,
+		"archiveMinAgeMinutes": "1", "archiveIntervalSeconds": "10",
+	}
+	maps.Copy(config, extra)
+	for key, value := range config {
+		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
+			t.Errorf("clean-up: %v\n%s", err, out)
+		}
+	})
+	client, err := gcs.NewClient(ctx, cloudStorage.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return d, stack, archiveBucket{client: client.Bucket(bucket), seen: map[string]string{}}
 }

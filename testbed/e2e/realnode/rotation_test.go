@@ -20,7 +20,6 @@ import (
 
 	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/testbed/dockerhub"
-	"github.com/loklak/loklak-dumps/testbed/gcs"
 	"github.com/loklak/loklak-dumps/testbed/loklak"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -53,35 +52,8 @@ func TestDumpsCloseOnScheduleAndReachTheBucketWhole(t *testing.T) {
 		pruneDays = 2
 		days      = 6
 	)
-	d := newDriver(t)
-	stack, err := d.CommittedStack(ctx, "dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{
-		"namespace": ns, "diskName": "loklak-rotation-data", "archiveBucket": bucket,
-		"archiveEndpoint": cloudStorage.URLOn(nodeIP) + "/storage/v1/",
-		// The real digest cannot be served here (the stand-in's image has another): the same tag.
-		"archiverImage":        dockerhub.RcloneRef,
-		"archiveMinAgeMinutes": "1", "archiveIntervalSeconds": "10",
-		"archivePruneAfterDays": strconv.Itoa(pruneDays),
-	} {
-		if err := stack.SetConfig(ctx, key, auto.ConfigValue{Value: value}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		_ = dockerhub.Allow(context.Background(), cp.Registry, "rclone/rclone")
-		if out, err := d.CLI(ctx, "destroy", "--stack", "dev", "--yes", "--non-interactive", "--exclude-protected"); err != nil {
-			t.Errorf("clean-up: %v\n%s", err, out)
-		}
-	})
-	client, err := gcs.NewClient(ctx, cloudStorage.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	b := archiveBucket{client: client.Bucket(bucket), seen: map[string]string{}}
+	d, stack, b := archivingStack(t, ns, "loklak-rotation-data", bucket, map[string]string{"archivePruneAfterDays": strconv.Itoa(pruneDays)})
+	t.Cleanup(func() { _ = dockerhub.Allow(context.Background(), cp.Registry, "rclone/rclone") })
 	step := func(name string, f func(t *testing.T)) {
 		if !t.Run(name, f) {
 			t.FailNow()

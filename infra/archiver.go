@@ -298,6 +298,8 @@ func archiverEnv(bucket pulumi.StringOutput, cfg ArchiveConfig) corev1.EnvVarArr
 // least privilege plus a read-only root filesystem and a user that is not root.
 func archiverContainer(args ArchiverArgs) *corev1.ContainerArgs {
 	cfg := args.Config
+	security := noPrivilege(true)
+	security.RunAsNonRoot, security.RunAsUser, security.RunAsGroup = pulumi.Bool(true), pulumi.Int(ArchiverUID), pulumi.Int(ArchiverUID)
 	return &corev1.ContainerArgs{
 		Name:  pulumi.String(archiverName),
 		Image: pulumi.String(cfg.ArchiverImage),
@@ -319,14 +321,7 @@ func archiverContainer(args ArchiverArgs) *corev1.ContainerArgs {
 			Requests: pulumi.StringMap{"cpu": pulumi.String("50m"), "memory": pulumi.String("128Mi"), "ephemeral-storage": pulumi.String("64Mi")},
 			Limits:   pulumi.StringMap{"cpu": pulumi.String("500m"), "memory": pulumi.String("256Mi"), "ephemeral-storage": pulumi.String("256Mi")},
 		},
-		SecurityContext: &corev1.SecurityContextArgs{
-			AllowPrivilegeEscalation: pulumi.Bool(false),
-			Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
-			ReadOnlyRootFilesystem:   pulumi.Bool(true),
-			RunAsNonRoot:             pulumi.Bool(true),
-			RunAsUser:                pulumi.Int(ArchiverUID),
-			RunAsGroup:               pulumi.Int(ArchiverUID),
-		},
+		SecurityContext: security,
 	}
 }
 

@@ -140,11 +140,7 @@ func NewDumpRotation(ctx *pulumi.Context, name string, args DumpRotationArgs, op
 				Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi"), "ephemeral-storage": pulumi.String("16Mi")},
 				Limits:   pulumi.StringMap{"cpu": pulumi.String("200m"), "memory": pulumi.String("128Mi"), "ephemeral-storage": pulumi.String("64Mi")},
 			},
-			SecurityContext: &corev1.SecurityContextArgs{
-				AllowPrivilegeEscalation: pulumi.Bool(false),
-				Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
-				ReadOnlyRootFilesystem:   pulumi.Bool(true),
-			},
+			SecurityContext: noPrivilege(true), // the user is the pod's: RotationUID
 		}
 	}
 	// The whole rotation may take the restart plus the status wait; past that the Job is failed.

@@ -171,10 +171,8 @@ func NewServer(ctx *pulumi.Context, name string, args ServerArgs, opts ...pulumi
 						},
 						// No more power than a Java web server needs: it binds a port above 1024 and writes
 						// files it owns, so no capability and no privilege escalation.
-						SecurityContext: &corev1.SecurityContextArgs{
-							AllowPrivilegeEscalation: pulumi.Bool(false),
-							Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
-						},
+						// Its root filesystem stays writable: the image has not been shown to run without.
+						SecurityContext: noPrivilege(false),
 					}}, archiver...),
 					Volumes: volumes,
 				},
@@ -253,6 +251,20 @@ func pullPolicy(image string) string {
 		return "IfNotPresent"
 	}
 	return "Always"
+}
+
+// noPrivilege is the security context every container of the stack starts from: no capability and no
+// privilege escalation, and, with readOnlyRoot, a read-only root filesystem. Without it the field stays
+// unset, as loklak's container has always had it (an explicit false would change its pod template).
+func noPrivilege(readOnlyRoot bool) *corev1.SecurityContextArgs {
+	sc := &corev1.SecurityContextArgs{
+		AllowPrivilegeEscalation: pulumi.Bool(false),
+		Capabilities:             &corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
+	}
+	if readOnlyRoot {
+		sc.ReadOnlyRootFilesystem = pulumi.Bool(true)
+	}
+	return sc
 }
 
 func envVar(name, value string) *corev1.EnvVarArgs {

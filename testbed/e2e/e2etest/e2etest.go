@@ -4,6 +4,9 @@
 package e2etest
 
 import (
+	"bufio"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,4 +46,29 @@ func (w Log) Write(p []byte) (int, error) {
 func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// RestoreCommand is the one kubectl exec command of repoDir's docs/archive.md (the restore), as written
+// there: the tests run the command the docs give, so the two cannot drift apart.
+func RestoreCommand(t *testing.T, repoDir string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoDir, "docs", "archive.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }() // read only
+	var found []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "kubectl ") && strings.Contains(line, " exec ") {
+			found = append(found, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("docs/archive.md has %d kubectl exec commands, want the one restore command: %q", len(found), found)
+	}
+	return found[0]
 }

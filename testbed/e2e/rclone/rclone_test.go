@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/loklak/loklak-dumps/infra"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -29,7 +28,7 @@ import (
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-
+	"github.com/loklak/loklak-dumps/infra"
 	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 )
 

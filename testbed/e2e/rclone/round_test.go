@@ -3,7 +3,6 @@
 package rclone
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/loklak/loklak-dumps/infra"
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 )
 
 // These tests run the product's own scripts, infra.ArchiverRound and infra.ArchiverRestore, with
@@ -391,24 +391,10 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // archiver container: what follows `kubectl ... exec ... -- `, unquoted once by a shell.
 func restoreScript(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "..", "docs", "archive.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := sc.Text(); strings.HasPrefix(line, "kubectl ") && strings.Contains(line, " exec ") {
-			found = append(found, line)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("docs/archive.md has %d kubectl exec commands, want the one restore command: %q", len(found), found)
-	}
-	_, after, ok := strings.Cut(found[0], " -- ")
-	if !ok || !strings.Contains(found[0], "-n loklak-dev ") || !strings.Contains(found[0], " -c archiver ") {
-		t.Fatalf("the restore command %q is not kubectl -n loklak-dev exec ... -c archiver -- COMMAND", found[0])
+	command := e2etest.RestoreCommand(t, filepath.Join("..", "..", ".."))
+	_, after, ok := strings.Cut(command, " -- ")
+	if !ok || !strings.Contains(command, "-n loklak-dev ") || !strings.Contains(command, " -c archiver ") {
+		t.Fatalf("the restore command %q is not kubectl -n loklak-dev exec ... -c archiver -- COMMAND", command)
 	}
 	return after
 }

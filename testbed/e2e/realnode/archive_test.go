@@ -3,7 +3,6 @@
 package realnode
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -13,8 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/loklak/loklak-dumps/testbed/dockerhub"
-	"github.com/loklak/loklak-dumps/testbed/harness"
 	"io"
 	"maps"
 	"os"
@@ -25,7 +22,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
+	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/gcs"
+	"github.com/loklak/loklak-dumps/testbed/harness"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"google.golang.org/api/iterator"
@@ -337,20 +337,24 @@ func waitHeld(t *testing.T) string {
 	return name
 }
 
-// openDump is the dump loklak's stand-in appends to now: the one .txt file in the dump directory.
+// openDump is the dump loklak's stand-in appends to now: the newest .txt file in the dump directory (one
+// of an earlier date may still be being gzipped beside it).
 func openDump(t *testing.T, pod loklakPod) string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(fmt.Sprintf("/proc/%d/root", pod.pid(t)), dumpDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
+	var open string
+	for _, e := range entries { // sorted by name, and the name starts with the date
 		if strings.HasSuffix(e.Name(), ".txt") {
-			return e.Name()
+			open = e.Name()
 		}
 	}
-	t.Fatal("no open dump on the disk")
-	return ""
+	if open == "" {
+		t.Fatal("no open dump on the disk")
+	}
+	return open
 }
 
 // archiverStatus is the archiver's status in the pod (the container after loklak's).
@@ -400,26 +404,8 @@ func archiverLog(t *testing.T, ns string, pod loklakPod) string {
 	return string(out)
 }
 
-// restoreCommand is the one kubectl command of docs/archive.md's restore section, as written there.
-func restoreCommand(t *testing.T) string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(repoDir(t), "docs", "archive.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }() // read only
-	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := sc.Text(); strings.HasPrefix(line, "kubectl ") && strings.Contains(line, " exec ") {
-			found = append(found, line)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("docs/archive.md has %d kubectl exec commands, want the one restore command: %q", len(found), found)
-	}
-	return found[0]
-}
+// restoreCommand is docs/archive.md's restore command (e2etest.RestoreCommand).
+func restoreCommand(t *testing.T) string { t.Helper(); return e2etest.RestoreCommand(t, repoDir(t)) }
 
 // archivingStack is the committed dev stack in namespace ns on disk, archiving to bucket in the Cloud
 // Storage emulator as the node's pods reach it (archiveEndpoint, the one test-only value; a one-minute

@@ -5,10 +5,10 @@ package realnode
 import (
 	"context"
 	"encoding/json"
-	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"strings"
 	"testing"
 
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"github.com/loklak/loklak-dumps/testbed/gke"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"

@@ -206,8 +206,8 @@ func TestDumpsCloseOnScheduleAndReachTheBucketWhole(t *testing.T) {
 		})
 		pod = w.podAfter(old, loklakContainer)
 		open := openDump(t, pod)
-		size := len(w.read(pod, open))
-		waitUntil(t, "loklak writing while the archiver waits", func() bool { return len(w.read(pod, open)) > size })
+		size := w.size(pod, open)
+		waitUntil(t, "loklak writing while the archiver waits", func() bool { return w.size(pod, open) > size })
 		// A pod is Ready only when all its containers are: the Service leaves it out meanwhile.
 		want(t, "pod Ready while the archiver cannot be pulled", st.podReady, false)
 		closed := w.closedNotIn(pod, b)
@@ -388,17 +388,18 @@ func (w world) files(pod loklakPod) []dumpFile {
 
 // waitForMessage waits until loklak appends a message to its open file.
 func (w world) waitForMessage(pod loklakPod) {
-	var open string // the newest .txt: one of an earlier date may still be being gzipped
-	for _, f := range w.files(pod) {
-		if strings.HasSuffix(f.name, ".txt") && f.name > open {
-			open = f.name
-		}
+	open := openDump(w.t, pod)
+	size := w.size(pod, open)
+	waitUntil(w.t, "a new message in "+open, func() bool { return w.size(pod, open) > size })
+}
+
+// size is a dump file's size in bytes.
+func (w world) size(pod loklakPod, name string) int64 {
+	info, err := os.Stat(w.path(pod, name))
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	if open == "" {
-		w.t.Fatal("no open dump on the disk")
-	}
-	size := len(w.read(pod, open))
-	waitUntil(w.t, "a new message in "+open, func() bool { return len(w.read(pod, open)) > size })
+	return info.Size()
 }
 
 // openFiles counts the .txt files: loklak's open one, and any still being gzipped.

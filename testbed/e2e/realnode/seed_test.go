@@ -5,7 +5,6 @@ package realnode
 import (
 	"context"
 	"fmt"
-	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/loklak/loklak-dumps/testbed/dockerhub"
 	"github.com/loklak/loklak-dumps/testbed/e2e/e2etest"
 	"github.com/loklak/loklak-dumps/testbed/e2e/podwatch"
 	"github.com/loklak/loklak-dumps/testbed/gcp"
